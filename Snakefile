@@ -1,0 +1,56 @@
+"""fmwsss: weakly supervised semantic segmentation from image tags with frozen CLIP and SAM.
+
+Every stage writes results/{dataset}/store/{stage}/{key}/ where the key hashes the stage's version, its
+settings and its upstream keys; results/{dataset}/{alias} are relative symlinks to the current variants.
+Main target: results/{dataset}/seeds (the pseudo labels). See README.md.
+"""
+
+import os
+import sys
+
+from snakemake.utils import min_version
+
+min_version("9.22")
+
+sys.path.insert(0, workflow.basedir)
+
+from fmwsss.pipeline.plan import Plan
+from fmwsss.pipeline.stages import ALIASES, STAGES, upstream_aliases
+from fmwsss.pipeline.entrypoints import alias_job, fetch_weights_job, finalize_job, make_tiny_job
+from fmwsss.models.weights import WEIGHTS, weights_dir
+
+
+configfile: "config.yaml"
+
+
+PLAN = Plan(config)
+WEIGHTS_DIR = os.path.relpath(weights_dir()) if weights_dir().is_relative_to(os.getcwd()) else str(weights_dir())
+WEIGHT_BY_FILE = {w.filename: name for name, w in WEIGHTS.items()}
+
+
+resource_scopes:
+    gpu="local",
+
+
+wildcard_constraints:
+    dataset="|".join(PLAN.datasets),
+    key=r"[0-9a-f]+",
+    shard=r"shard-\d+",
+    alias="|".join(ALIASES),
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/weights.smk"
+include: "workflow/rules/sam.smk"
+include: "workflow/rules/prompts.smk"
+include: "workflow/rules/cams.smk"
+include: "workflow/rules/seeds.smk"
+include: "workflow/rules/deeplab.smk"
+include: "workflow/rules/aliases.smk"
+
+
+rule all:
+    default_target: True
+    localrule: True
+    input:
+        "results/demo/sam_masks",

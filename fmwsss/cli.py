@@ -1,0 +1,136 @@
+"""The ``fmwsss`` command: sample data, weights, config inspection, store status and garbage collection.
+
+The pipeline itself runs through Snakemake (``snakemake --cores all results/<dataset>/seeds``); this
+command does what is not a pipeline stage.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+DEFAULT_CONFIG = "config.yaml"
+
+
+def _load_plan(config_path: str):
+    from fmwsss.pipeline.plan import Plan
+
+    from fmwsss.pipeline.config import Config
+
+    return Plan(Config.from_file(config_path))
+
+
+def _cmd_config_show(args: argparse.Namespace) -> int:
+    from fmwsss.pipeline.config import Config
+
+    cfg = Config.from_file(args.config)
+    print(json.dumps(cfg.settings(args.dataset), indent=2, sort_keys=True))
+    return 0
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from fmwsss.pipeline.stages import STAGES
+
+    plan = _load_plan(args.config)
+    names = [args.dataset] if args.dataset else list(plan.datasets)
+    for name in names:
+        ds = plan.datasets[name]
+        if ds.error:
+            print(f"{name}: unavailable: {ds.error}")
+            continue
+        print(f"{name}: {len(ds.dataset.ids)} images in {len(ds.shards)} shards")
+        for stage in STAGES.values():
+            done = Path(plan.product(name, stage.name)).exists()
+            state = "done" if done else ("pending" if stage.built else "not built yet")
+            print(f"  {stage.name:<18} {ds.keys[stage.name]}  {state}")
+    return 0
+
+
+def _human(size: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size} B"
+
+
+def _cmd_gc(args: argparse.Namespace) -> int:
+    from fmwsss.pipeline.store import unreachable_entries
+
+    plan = _load_plan(args.config)
+    skipped = {name for name, ds in plan.datasets.items() if ds.error}
+    entries = [e for e in unreachable_entries(args.results, plan.reachable()) if e.dataset not in skipped]
+    for name in sorted(skipped):
+        print(f"note: {name} is unavailable, its store entries are left alone ({plan.datasets[name].error})")
+    if not entries:
+        print("nothing to collect: every store entry is reachable from the current config")
+        return 0
+    total = 0
+    for e in entries:
+        kind = "partial" if e.partial else "entry"
+        print(f"{_human(e.size):>10}  {kind:<7} {e.path}")
+        total += e.size
+    print(f"{_human(total):>10}  total in {len(entries)} unreachable store items")
+    if not args.yes:
+        print("dry run: nothing deleted (pass --yes to delete them)")
+        return 0
+    for e in entries:
+        if e.path.is_dir():
+            shutil.rmtree(e.path)
+        else:
+            e.path.unlink()
+    print(f"deleted {len(entries)} items")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from fmwsss.data.cli import register as register_data
+    from fmwsss.models.cli import register as register_weights
+
+    parser = argparse.ArgumentParser(
+        prog="fmwsss",
+        description=(
+            "fmwsss: WSSS from image tags with frozen CLIP and SAM. The pipeline runs through Snakemake "
+            "(snakemake --cores all results/<dataset>/seeds); this command fetches sample data and weights, "
+            "shows resolved settings and store status, and collects old store variants."
+        ),
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    register_data(sub)
+    register_weights(sub)
+
+    show = sub.add_parser("config", help="print a dataset's settings with every default applied")
+    show.add_argument("dataset", help="dataset name under `datasets:` in the config")
+    show.add_argument("--config", default=DEFAULT_CONFIG, help="config file (default: %(default)s)")
+    show.set_defaults(func=_cmd_config_show)
+
+    status = sub.add_parser("status", help="list each stage's current key and whether it is done")
+    status.add_argument("dataset", nargs="?", help="only this dataset (default: all configured)")
+    status.add_argument("--config", default=DEFAULT_CONFIG, help="config file (default: %(default)s)")
+    status.set_defaults(func=_cmd_status)
+
+    gc = sub.add_parser(
+        "gc", help="list store entries no configured dataset's current keys reach, with sizes; delete with --yes"
+    )
+    gc.add_argument("--config", default=DEFAULT_CONFIG, help="config file (default: %(default)s)")
+    gc.add_argument("--results", default="results", help="results folder (default: %(default)s)")
+    gc.add_argument("--yes", action="store_true", help="really delete the listed entries")
+    gc.set_defaults(func=_cmd_gc)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from fmwsss.pipeline.config import ConfigError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ConfigError, FileNotFoundError, ValueError, RuntimeError) as exc:
+        print(f"fmwsss: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

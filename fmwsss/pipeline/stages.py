@@ -1,0 +1,83 @@
+"""The stage graph: what each stage reads, what it depends on, and its version constant.
+
+Bump a stage's ``version`` whenever a code change alters its outputs: library edits are invisible to
+Snakemake's rerun triggers (by design, so cosmetic edits never invalidate GPU hours), and the version is
+what moves the stage (and everything downstream) to a new key.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    version: int
+    sections: tuple[str, ...]  # settings sections hashed into the key
+    weights: tuple[str, ...]  # entries of settings["models"] whose identity is hashed
+    upstream: tuple[str, ...]
+    sharded: bool  # one job per shard of images, gathered by a finalize job
+    alias: str | None  # stable name results/{dataset}/{alias}
+    built: bool  # False: the rule exists and raises a clear error naming the stage
+
+
+STAGES: dict[str, Stage] = {
+    s.name: s
+    for s in (
+        Stage("sam_masks", 1, ("sam", "data"), ("sam",), (), True, "sam_masks", True),
+        Stage("prompts_cls_train", 1, ("prompts_cls", "classes", "clip"), ("clip",), (), False, None, False),
+        Stage(
+            "cams_coarse_dump", 1, ("cams_coarse", "classes", "clip", "data"), ("clip",),
+            ("prompts_cls_train",), True, "cams_coarse", False,
+        ),
+        Stage(
+            "seeds_coarse", 1, ("seeds_coarse", "data", "eval"), (),
+            ("cams_coarse_dump", "sam_masks"), True, "seeds_coarse", False,
+        ),
+        Stage("prompts_seg_train", 1, ("prompts_seg", "classes", "clip"), ("clip",), ("seeds_coarse",), False, None, False),
+        Stage(
+            "cams_fine_dump", 1, ("cams_fine", "classes", "clip", "data"), ("clip",),
+            ("prompts_seg_train",), True, "cams_fine", False,
+        ),
+        Stage(
+            "seeds_fine", 1, ("seeds_fine", "data", "eval"), (),
+            ("cams_fine_dump", "sam_masks"), True, "seeds", False,
+        ),
+        Stage("deeplab_train", 1, ("segmenter",), (), ("seeds_fine",), False, None, False),
+        Stage("deeplab_eval", 1, ("segmenter", "eval"), (), ("deeplab_train",), False, "deeplab", False),
+    )
+}
+
+ALIASES: dict[str, str] = {s.alias: s.name for s in STAGES.values() if s.alias}
+
+# The product each unsharded stage writes besides spec.json (the rule's declared output).
+PRODUCTS: dict[str, str] = {
+    "prompts_cls_train": "prompts.pt",
+    "prompts_seg_train": "prompts.pt",
+    "deeplab_train": "model.pt",
+    "deeplab_eval": "metrics.json",
+}
+
+
+def upstream_aliases(alias: str) -> list[str]:
+    """Aliases of the nearest aliased ancestors, so targeting one alias re-points those upstream too."""
+    found: list[str] = []
+    todo = list(STAGES[ALIASES[alias]].upstream)
+    while todo:
+        stage = STAGES[todo.pop(0)]
+        if stage.alias:
+            if stage.alias not in found:
+                found.append(stage.alias)
+        else:
+            todo.extend(stage.upstream)
+    return found
+
+
+class StageNotBuiltError(RuntimeError):
+    """Raised by a stage whose algorithm is not implemented yet; nothing is written."""
+
+    def __init__(self, stage: str):
+        super().__init__(
+            f"stage {stage!r} is not built yet in this version of fmwsss: its rule exists so the DAG is "
+            f"complete, but it writes nothing. Run up to results/<dataset>/sam_masks for now."
+        )

@@ -1,0 +1,77 @@
+"""One shared end-to-end run of the tiny demo pipeline, reused by every workflow test.
+
+Each Snakemake job imports torch (~6 s), so tests never re-run the chain on their own: they read the shared
+session run, or copy its working directory (cheap: tiny weights, 24 images) before changing anything.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SHARED = Path(os.environ.get("FMWSSS_SHARED_DATA", ROOT.parent / "shared" / "data"))
+BIN = Path(sys.executable).parent
+
+
+@dataclass
+class Workdir:
+    path: Path
+
+    def snakemake(self, *args: str, env: dict | None = None, check: bool = True, timeout: int = 900):
+        cmd = [str(BIN / "snakemake"), "-s", str(ROOT / "Snakefile"), *args]
+        proc = subprocess.run(
+            cmd, cwd=self.path, env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=timeout
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+        return proc
+
+    def updated(self, *targets: str) -> list[str]:
+        """Files a dry run would (re)build, from Snakemake's API."""
+        proc = subprocess.run(
+            [sys.executable, str(Path(__file__).with_name("dryrun_oracle.py")), str(ROOT / "Snakefile"), *targets],
+            cwd=self.path, capture_output=True, text=True, timeout=300,
+        )
+        assert proc.returncode == 0, proc.stderr
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+
+    def copy(self, dest: Path) -> "Workdir":
+        shutil.copytree(self.path, dest, symlinks=True, ignore=shutil.ignore_patterns(".snakemake"))
+        # keep Snakemake's metadata (rerun triggers compare against it) but not its locks
+        shutil.copytree(self.path / ".snakemake", dest / ".snakemake", ignore=shutil.ignore_patterns("locks"))
+        return Workdir(dest)
+
+    def config_text(self) -> str:
+        return (self.path / "config.yaml").read_text()
+
+    def write_config(self, text: str) -> None:
+        (self.path / "config.yaml").write_text(text)
+
+
+def make_workdir(path: Path) -> Workdir:
+    """A fresh working directory: the shipped config and the fetched demo images."""
+    if not (SHARED / "voc_sample").is_dir():
+        pytest.skip(f"VOC demo sample not found at {SHARED / 'voc_sample'} (set FMWSSS_SHARED_DATA)")
+    path.mkdir(parents=True, exist_ok=True)
+    shutil.copy(ROOT / "config.yaml", path / "config.yaml")
+    subprocess.run(
+        [str(BIN / "fmwsss"), "data", "voc-sample", "--source", str(SHARED / "voc_sample"),
+         "--dest", str(path / "data" / "voc_sample")],
+        check=True, capture_output=True, text=True,
+    )
+    return Workdir(path)
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory) -> Workdir:
+    """The tiny demo pipeline run once to results/demo/sam_masks (the stages built so far)."""
+    wd = make_workdir(tmp_path_factory.mktemp("demo_run"))
+    wd.snakemake("--cores", "2", "results/demo/sam_masks")
+    return wd

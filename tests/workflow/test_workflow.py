@@ -1,0 +1,190 @@
+"""The workflow end to end with tiny models: outputs, invalidation, aliases, gc, kill and resume."""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from fmwsss.pipeline.plan import Plan
+from fmwsss.pipeline.stages import STAGES
+from fmwsss.sam.shards import SamShardReader
+
+from .conftest import BIN, ROOT, Workdir, make_workdir
+
+pytestmark = pytest.mark.e2e
+
+ALL_RULES = [
+    "weights_tiny", "sam_masks", "sam_masks_finalize", "prompts_cls_train", "cams_coarse_dump",
+    "seeds_coarse", "prompts_seg_train", "cams_fine_dump", "seeds_fine", "alias",
+]
+
+
+def _sam_key(wd: Workdir) -> str:
+    return os.readlink(wd.path / "results/demo/sam_masks").split("/")[-1]
+
+
+def _read_all(wd: Workdir, key: str) -> dict[str, object]:
+    out = {}
+    for shard in sorted((wd.path / f"results/demo/store/sam_masks/{key}").glob("shard-*.h5")):
+        reader = SamShardReader(shard)
+        for image_id in reader.ids():
+            out[image_id] = reader.read(image_id)
+    return out
+
+
+def test_dry_run_lists_every_stage(tmp_path):
+    wd = make_workdir(tmp_path / "wd")
+    out = wd.snakemake("-n", "--cores", "all", "results/demo/seeds").stdout
+    for rule in ALL_RULES:
+        assert re.search(rf"^{rule}\s+\d+$", out, re.M), (rule, out[-2000:])
+
+
+def test_lint_is_clean():
+    proc = subprocess.run([str(BIN / "snakemake"), "--lint"], cwd=ROOT, capture_output=True, text=True)
+    assert "Congratulations, your workflow is in a good condition!" in proc.stdout + proc.stderr, proc.stdout
+
+
+def test_sam_stage_outputs(demo_run):
+    link = demo_run.path / "results/demo/sam_masks"
+    assert link.is_symlink() and not os.path.isabs(os.readlink(link))
+    key = _sam_key(demo_run)
+    spec = yaml.safe_load((link / "spec.json").read_text())
+    assert spec["key"] == key and spec["stage"] == "sam_masks" and spec["settings"]["sam"]["points_per_side"] == 8
+    assert sorted(p.name for p in link.glob("shard-*.h5")) == ["shard-000.h5", "shard-001.h5", "shard-002.h5"]
+    masks = _read_all(demo_run, key)
+    assert len(masks) == 24
+    counts = {i: m.masks.shape[0] for i, m in masks.items()}
+    assert min(counts.values()) >= 20, counts
+    for m in masks.values():
+        assert m.masks.dtype == bool and set(np.unique(m.level)) <= {0, 1, 2}
+        assert np.array_equal(m.area, m.masks.reshape(len(m.masks), -1).sum(1))
+
+
+def test_nothing_reruns_and_scripts_touch_schedules_nothing(demo_run):
+    assert demo_run.updated("results/demo/sam_masks") == []
+    now = time.time()
+    for script in (ROOT / "workflow/scripts").glob("*.py"):
+        os.utime(script, (now, now))
+    assert demo_run.updated("results/demo/sam_masks") == []
+
+
+def test_reorder_and_explicit_defaults_schedule_nothing(demo_run, tmp_path):
+    wd = demo_run.copy(tmp_path / "wd")
+    raw = yaml.safe_load(wd.config_text())
+    raw["presets"]["demo"]["sam"].update(pred_iou_thresh=0.86, stability_score_offset=1.0, rsw_thresh=0.3)
+
+    def reorder(obj):
+        return {k: reorder(obj[k]) for k in reversed(list(obj))} if isinstance(obj, dict) else obj
+
+    wd.write_config(yaml.safe_dump(reorder(raw), sort_keys=False))
+    assert wd.updated("results/demo/sam_masks") == []
+
+
+def test_changed_sam_setting_reruns_sam_only_and_revert_repoints_alias(demo_run, tmp_path):
+    wd = demo_run.copy(tmp_path / "wd")
+    old_key = _sam_key(wd)
+    original = wd.config_text()
+    wd.write_config(original.replace("      points_per_side: 8\n", "      points_per_side: 6\n"))
+    updated = wd.updated("results/demo/sam_masks")
+    new_dirs = {p.split("/")[4] for p in updated if p.startswith("results/demo/store/")}
+    assert len(new_dirs) == 1 and old_key not in new_dirs
+    (new_key,) = new_dirs
+    assert set(updated) == {
+        f"results/demo/store/sam_masks/{new_key}/{n}" for n in ("shard-000.h5", "shard-001.h5", "shard-002.h5", "spec.json")
+    } | {"results/demo/sam_masks"}
+
+    old_files = {p: p.stat().st_mtime_ns for p in (wd.path / f"results/demo/store/sam_masks/{old_key}").iterdir()}
+    wd.snakemake("--cores", "2", "results/demo/sam_masks")
+    assert _sam_key(wd) == new_key
+    assert (wd.path / f"results/demo/store/sam_masks/{old_key}/spec.json").is_file()
+
+    gc = subprocess.run([str(BIN / "fmwsss"), "gc"], cwd=wd.path, capture_output=True, text=True)
+    assert gc.returncode == 0 and old_key in gc.stdout and new_key not in gc.stdout and "nothing deleted" in gc.stdout
+
+    wd.write_config(original)
+    assert wd.updated("results/demo/sam_masks") == ["results/demo/sam_masks"]
+    wd.snakemake("--cores", "2", "results/demo/sam_masks")
+    assert _sam_key(wd) == old_key
+    assert {p: p.stat().st_mtime_ns for p in old_files} == old_files
+    assert (wd.path / f"results/demo/store/sam_masks/{new_key}/spec.json").is_file()
+
+
+def test_key_dependencies_follow_the_stage_graph():
+    raw = yaml.safe_load((ROOT / "config.yaml").read_text())
+    raw["datasets"] = {"demo": raw["datasets"]["demo"]}
+    raw["datasets"]["demo"]["root"] = str(ROOT.parent / "shared/data/voc_sample")
+    if not Path(raw["datasets"]["demo"]["root"]).is_dir():
+        pytest.skip("VOC demo sample not available")
+
+    def keys(mutate):
+        cfg = yaml.safe_load(yaml.safe_dump(raw))
+        mutate(cfg["presets"]["demo"])
+        return Plan(cfg).datasets["demo"].keys
+
+    base = keys(lambda p: None)
+    changed = {
+        "sam": {"sam_masks", "seeds_coarse", "prompts_seg_train", "cams_fine_dump", "seeds_fine", "deeplab_train", "deeplab_eval"},
+        "seeds_coarse": {"seeds_coarse", "prompts_seg_train", "cams_fine_dump", "seeds_fine", "deeplab_train", "deeplab_eval"},
+        "seeds_fine": {"seeds_fine", "deeplab_train", "deeplab_eval"},
+        "cams_fine": {"cams_fine_dump", "seeds_fine", "deeplab_train", "deeplab_eval"},
+    }
+    edits = {
+        "sam": lambda p: p["sam"].update(pred_iou_thresh=0.5),
+        "seeds_coarse": lambda p: p.update(seeds_coarse={"gamma": 0.5}),
+        "seeds_fine": lambda p: p.update(seeds_fine={"gamma": 0.5}),
+        "cams_fine": lambda p: p.update(cams_fine={"caa": {"box_thresh": 0.6}}),
+    }
+    for section, edit in edits.items():
+        new = keys(edit)
+        assert {s for s in STAGES if new[s] != base[s]} == changed[section], section
+
+
+def _wait_for(pattern: str, folder: Path, timeout: float) -> Path:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        for log in folder.rglob("*.log"):
+            if pattern in log.read_text(errors="replace"):
+                return log
+        time.sleep(0.5)
+    raise AssertionError(f"{pattern!r} never appeared in {folder}")
+
+
+@pytest.mark.slow
+def test_kill_mid_stage_and_resume_with_readme_commands(demo_run, tmp_path):
+    wd = make_workdir(tmp_path / "wd")
+    proc = subprocess.Popen(
+        [str(BIN / "snakemake"), "-s", str(ROOT / "Snakefile"), "--cores", "2", "results/demo/sam_masks"],
+        cwd=wd.path, env={**os.environ, "FMWSSS_TEST_STALL": "sam_masks:3"},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    try:
+        stalled_log = _wait_for("stalled after 3", wd.path / "results/demo/logs", timeout=600)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    key = stalled_log.parent.name
+    shard = stalled_log.stem
+    assert not (wd.path / f"results/demo/store/sam_masks/{key}/{shard}.h5").exists()
+
+    readme = (ROOT / "README.md").read_text()
+    recovery = ["snakemake --unlock --cores 1", "snakemake --cores all --rerun-incomplete results/demo/sam_masks"]
+    for command in recovery:
+        assert command in readme
+        wd.snakemake(*command.split()[1:])
+
+    lines = [ln for ln in stalled_log.read_text().splitlines() if "sam_masks: image" in ln]
+    assert lines and "image 4/8" in lines[0], lines[:2]
+    assert len(lines) == 5
+    resumed, reference = _read_all(wd, key), _read_all(demo_run, key)
+    assert resumed.keys() == reference.keys()
+    for image_id, ref in reference.items():
+        got = resumed[image_id]
+        assert np.array_equal(got.masks, ref.masks) and np.array_equal(got.level, ref.level), image_id
+    assert not list((wd.path / "results/demo/store/sam_masks").rglob("*.tmp-*"))

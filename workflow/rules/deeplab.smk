@@ -1,0 +1,44 @@
+# Stage II: DeepLab trained on the fine seeds, evaluated where ground truth exists.
+
+
+rule deeplab_train:
+    input:
+        unpack(upstream_of("deeplab_train")),
+    output:
+        model="results/{dataset}/store/deeplab_train/{key}/model.pt",
+        spec="results/{dataset}/store/deeplab_train/{key}/spec.json",
+    log:
+        "results/{dataset}/logs/deeplab_train/{key}.log",
+    benchmark:
+        "results/{dataset}/benchmarks/deeplab_train/{key}.tsv"
+    params:
+        spec=spec_of("deeplab_train"),
+        partial=partial_of("deeplab_train"),
+    threads: 4
+    resources:
+        gpu=1,
+    conda:
+        "../../envs/fmwsss.yaml"
+    script:
+        "../scripts/deeplab_train.py"
+
+
+rule deeplab_eval:
+    input:
+        unpack(upstream_of("deeplab_eval")),
+    output:
+        metrics="results/{dataset}/store/deeplab_eval/{key}/metrics.json",
+        spec="results/{dataset}/store/deeplab_eval/{key}/spec.json",
+    log:
+        "results/{dataset}/logs/deeplab_eval/{key}.log",
+    benchmark:
+        "results/{dataset}/benchmarks/deeplab_eval/{key}.tsv"
+    params:
+        spec=spec_of("deeplab_eval"),
+    threads: 4
+    resources:
+        gpu=1,
+    conda:
+        "../../envs/fmwsss.yaml"
+    script:
+        "../scripts/deeplab_eval.py"
