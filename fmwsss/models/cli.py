@@ -1,0 +1,122 @@
+"""``fmwsss weights ...``: list, fetch and verify checkpoints, and make the tiny test models.
+
+``register(subparsers)`` adds the group to the top-level ``fmwsss`` parser; each subcommand sets
+``args.func(args) -> int`` (the exit status).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from fmwsss.models.weights import (
+    WEIGHTS,
+    MissingWeightsError,
+    WeightsIntegrityError,
+    list_weights,
+    local_path,
+    require_local,
+    sidecar_path,
+    weight_status,
+)
+
+_DIR_HELP = "weights directory (default: $FMWSSS_WEIGHTS_DIR or resources/weights under the current directory)"
+
+
+def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add the ``weights`` command group to ``subparsers``; return its parser."""
+    parser = subparsers.add_parser(
+        "weights", help="list, download, verify pretrained weights; make tiny test models",
+        description="Pretrained CLIP/SAM checkpoints: registry, sha256-checked downloads, tiny test models.",
+    )
+    sub = parser.add_subparsers(dest="weights_command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("list", help="registered weights and whether they are present/verified locally")
+    p.add_argument("--dir", type=Path, default=None, help=_DIR_HELP)
+    p.set_defaults(func=_cmd_list)
+
+    p = sub.add_parser("fetch", help="download a checkpoint and check its size and sha256")
+    p.add_argument("name", choices=[n for n in list_weights() if not WEIGHTS[n].tiny], metavar="NAME",
+                   help=f"weights to download: {', '.join(n for n in list_weights() if not WEIGHTS[n].tiny)}")
+    p.add_argument("--dir", type=Path, default=None, help=_DIR_HELP)
+    p.add_argument("--url", default=None,
+                   help="download from this URL instead of $FMWSSS_WEIGHTS_MIRROR/<file> or the registry URL")
+    p.add_argument("--no-progress", action="store_true", help="do not draw a progress bar")
+    p.set_defaults(func=_cmd_fetch)
+
+    p = sub.add_parser("verify", help="check local checkpoints' size and sha256 (hash cached in <file>.sha256)")
+    p.add_argument("names", nargs="+", choices=list_weights(), metavar="NAME",
+                   help=f"weights to check: {', '.join(list_weights())}")
+    p.add_argument("--dir", type=Path, default=None, help=_DIR_HELP)
+    p.add_argument("--force", action="store_true",
+                   help="re-hash even when the sidecar says the file is unchanged (seconds per GB)")
+    p.set_defaults(func=_cmd_verify)
+
+    p = sub.add_parser("make-tiny", help="create the tiny random-weight CLIP and SAM used by tests and the demo")
+    p.add_argument("--dir", type=Path, default=None, help=_DIR_HELP)
+    p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same weights")
+    p.set_defaults(func=_cmd_make_tiny)
+    return parser
+
+
+def _human(size: int | None) -> str:
+    """Bytes as B/KiB/MiB/GiB with one decimal; "?" when the registry declares no size."""
+    if size is None:
+        return "?"
+    units = ("B", "KiB", "MiB", "GiB")
+    value, i = float(size), 0
+    while value >= 1024 and i < len(units) - 1:
+        value, i = value / 1024, i + 1
+    return f"{size} B" if i == 0 else f"{value:.1f} {units[i]}"
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    rows = [("NAME", "KIND", "ARCH", "SIZE", "LOCAL")]
+    for name in list_weights():
+        spec = WEIGHTS[name]
+        size = "tiny" if spec.tiny else _human(spec.size)
+        rows.append((name, spec.kind, spec.arch, size, weight_status(name, args.dir)))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    return 0
+
+
+def _cmd_fetch(args: argparse.Namespace) -> int:
+    from fmwsss.models.download import fetch_weight
+
+    try:
+        path = fetch_weight(args.name, args.dir, url=args.url, progress=not args.no_progress)
+    except (MissingWeightsError, WeightsIntegrityError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(path)
+    return 0
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    status = 0
+    for name in args.names:
+        if args.force:
+            sidecar_path(local_path(name, args.dir)).unlink(missing_ok=True)
+        try:
+            path = require_local(name, args.dir)
+        except (MissingWeightsError, WeightsIntegrityError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            status = 1
+            continue
+        spec = WEIGHTS[name]
+        print(f"OK  {name}  {path}  {'tiny (exists; not hashed)' if spec.tiny else 'sha256 ' + str(spec.sha256)}")
+    return status
+
+
+def _cmd_make_tiny(args: argparse.Namespace) -> int:
+    from fmwsss.models.clip import create_tiny_clip
+    from fmwsss.models.tiny_sam import create_tiny_sam
+
+    for name, create in (("tiny_sam", create_tiny_sam), ("tiny_clip", create_tiny_clip)):
+        path = local_path(name, args.dir)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        create(path, args.seed)
+        print(f"wrote {path}")
+    return 0

@@ -1,0 +1,278 @@
+"""Registry of the pretrained weights fmwsss uses, and sha256 verification of local copies.
+
+Imitates open_clip's ``pretrained.py``: every real checkpoint is declared with its URL, sha256 and size, so
+a stage key can name the weights by their declared digest at parse time (``weight_identity``) without
+touching the file, and a loader can insist on exactly those bytes (``require_local``).
+
+Hashing a 2.5 GB checkpoint takes seconds, so the full sha256 runs once per file and is remembered in a
+sidecar ``<file>.sha256`` (JSON: size, mtime_ns, digest). Later checks trust the sidecar only while the
+file's size and mtime still match it; any change forces a re-hash.
+
+Tiny random-weight models (``tiny=True``) are made locally by ``fmwsss weights make-tiny`` for tests and the
+demo; they are never downloaded and never stand in for a missing real checkpoint.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from fmwsss.io.atomic import atomic_write_json
+
+TINY_VERSION = 1
+"""Bump when the tiny architectures change: it is part of every stage key that uses a tiny model."""
+
+WEIGHTS_DIR_ENV = "FMWSSS_WEIGHTS_DIR"
+DEFAULT_WEIGHTS_DIR = Path("resources/weights")
+SIDECAR_SUFFIX = ".sha256"
+_HASH_CHUNK = 1 << 20
+
+
+class MissingWeightsError(FileNotFoundError):
+    """A checkpoint is not on disk (or could not be fetched); the message says how to get it."""
+
+
+class WeightsIntegrityError(ValueError):
+    """A checkpoint's size or sha256 differs from the registry's; the message names file, expected and actual."""
+
+
+@dataclass(frozen=True)
+class WeightSpec:
+    """One checkpoint: where it comes from, what its bytes must hash to, and its local file name.
+
+    ``arch`` is the builder's name for the architecture (open_clip model name, segment-anything registry
+    key). ``size`` is in bytes; ``None`` means not declared, and only the sha256 is checked.
+    """
+
+    name: str
+    kind: str  # "clip" | "sam"
+    arch: str
+    url: str | None
+    sha256: str | None
+    size: int | None
+    filename: str
+    tiny: bool = False
+    description: str = ""
+
+
+_SAM_BASE = "https://dl.fbaipublicfiles.com/segment_anything"
+
+WEIGHTS: dict[str, WeightSpec] = {
+    spec.name: spec
+    for spec in (
+        WeightSpec(
+            name="clip_vit_b16_openai",
+            kind="clip",
+            arch="ViT-B-16-quickgelu",
+            url="https://openaipublic.azureedge.net/clip/models/"
+            "5806e77cd80f8b59890b7e101eabd078d9fb84e6937f9e85e4ecb61988df416f/ViT-B-16.pt",
+            sha256="5806e77cd80f8b59890b7e101eabd078d9fb84e6937f9e85e4ecb61988df416f",
+            size=None,  # not verified from a public listing; the sha256 alone pins the bytes
+            filename="ViT-B-16.pt",
+            description="OpenAI CLIP ViT-B/16 (open_clip ViT-B-16-quickgelu, pretrained tag 'openai'), TorchScript",
+        ),
+        WeightSpec(
+            name="sam_vit_h",
+            kind="sam",
+            arch="vit_h",
+            url=f"{_SAM_BASE}/sam_vit_h_4b8939.pth",
+            sha256="a7bf3b02f3ebf1267aba913ff637d9a2d5c33d3173bb679e46d9f338c26f262e",
+            size=2564550879,
+            filename="sam_vit_h_4b8939.pth",
+            description="Segment Anything ViT-H (636M parameters), the method's mask generator",
+        ),
+        WeightSpec(
+            name="sam_vit_l",
+            kind="sam",
+            arch="vit_l",
+            url=f"{_SAM_BASE}/sam_vit_l_0b3195.pth",
+            sha256="3adcc4315b642a4d2101128f611684e8734c41232a17c648ed1693702a49a622",
+            size=1249524607,
+            filename="sam_vit_l_0b3195.pth",
+            description="Segment Anything ViT-L (308M parameters)",
+        ),
+        WeightSpec(
+            name="sam_vit_b",
+            kind="sam",
+            arch="vit_b",
+            url=f"{_SAM_BASE}/sam_vit_b_01ec64.pth",
+            sha256="ec2df62732614e57411cdcf32a23ffdf28910380d03139ee0f4fcbe91eb8c912",
+            size=375042383,
+            filename="sam_vit_b_01ec64.pth",
+            description="Segment Anything ViT-B (91M parameters), cheapest real SAM",
+        ),
+        WeightSpec(
+            name="tiny_clip",
+            kind="clip",
+            arch="tiny",
+            url=None,
+            sha256=None,
+            size=None,
+            filename="tiny_clip.pt",
+            tiny=True,
+            description="tiny random-weight CLIP in OpenAI's file format (tests/demo only)",
+        ),
+        WeightSpec(
+            name="tiny_sam",
+            kind="sam",
+            arch="tiny",
+            url=None,
+            sha256=None,
+            size=None,
+            filename="tiny_sam.pth",
+            tiny=True,
+            description="tiny random-weight SAM in segment-anything's file format (tests/demo only)",
+        ),
+    )
+}
+
+
+def get_weight(name: str) -> WeightSpec:
+    """Return the registry entry ``name``; a KeyError lists the known names."""
+    try:
+        return WEIGHTS[name]
+    except KeyError:
+        raise KeyError(f"unknown weights {name!r}; known: {', '.join(sorted(WEIGHTS))}") from None
+
+
+def list_weights(kind: str | None = None) -> list[str]:
+    """Registered weight names (optionally only ``kind`` "clip" or "sam"), sorted."""
+    return sorted(n for n, s in WEIGHTS.items() if kind is None or s.kind == kind)
+
+
+def weights_dir() -> Path:
+    """Directory holding checkpoints: ``$FMWSSS_WEIGHTS_DIR`` or ``resources/weights`` under the cwd."""
+    return Path(os.environ.get(WEIGHTS_DIR_ENV) or DEFAULT_WEIGHTS_DIR).absolute()
+
+
+def local_path(name: str, root: str | os.PathLike | None = None) -> Path:
+    """Where checkpoint ``name`` lives (or will live) under ``root`` (default ``weights_dir()``)."""
+    return (Path(root) if root is not None else weights_dir()).absolute() / get_weight(name).filename
+
+
+def weight_identity(name: str) -> str:
+    """Cheap identity for stage keys: the declared sha256, or ``tiny-v<TINY_VERSION>``. Never reads files."""
+    spec = get_weight(name)
+    if spec.tiny:
+        return f"tiny-v{TINY_VERSION}"
+    assert spec.sha256 is not None, f"real weights {name!r} must declare a sha256"
+    return spec.sha256
+
+
+def sidecar_path(path: Path) -> Path:
+    """The ``<file>.sha256`` record next to ``path``."""
+    return path.with_name(path.name + SIDECAR_SUFFIX)
+
+
+def sha256_file(path: Path) -> str:
+    """Full sha256 of ``path``, read in 1 MiB chunks (about 1 s per GB)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write_sidecar(path: Path, digest: str) -> None:
+    """Record ``digest`` for ``path`` as it is now (size, mtime_ns), atomically."""
+    st = path.stat()
+    atomic_write_json(sidecar_path(path), {"sha256": digest, "size": st.st_size, "mtime_ns": st.st_mtime_ns})
+
+
+def _sidecar_digest(path: Path, st: os.stat_result) -> str | None:
+    """The recorded digest if the sidecar still describes this exact file (same size and mtime), else None."""
+    try:
+        record = json.loads(sidecar_path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or record.get("size") != st.st_size or record.get("mtime_ns") != st.st_mtime_ns:
+        return None
+    digest = record.get("sha256")
+    return digest if isinstance(digest, str) else None
+
+
+def _check_size(path: Path, spec: WeightSpec, actual: int) -> None:
+    if spec.size is not None and actual != spec.size:
+        raise WeightsIntegrityError(
+            f"{path}: size {actual} bytes, expected {spec.size} bytes for {spec.name!r} "
+            f"(truncated or wrong file; delete it and run `fmwsss weights fetch {spec.name}`)"
+        )
+
+
+def verify_local(path: str | os.PathLike, spec: WeightSpec, force: bool = False) -> str:
+    """Check ``path`` against ``spec`` and return its sha256.
+
+    The size is always checked. The full hash runs only when no sidecar describes the file as it is now
+    (or ``force``); a match is recorded in the sidecar. Raises WeightsIntegrityError on any mismatch.
+    """
+    path = Path(path)
+    if spec.sha256 is None:
+        raise ValueError(f"{spec.name!r} declares no sha256; only real (non-tiny) weights can be verified")
+    st = path.stat()
+    _check_size(path, spec, st.st_size)
+    if not force and _sidecar_digest(path, st) == spec.sha256:
+        return spec.sha256
+    actual = sha256_file(path)
+    if actual != spec.sha256:
+        raise WeightsIntegrityError(
+            f"{path}: sha256 {actual}, expected {spec.sha256} for {spec.name!r} "
+            f"(corrupt or wrong file; delete it and run `fmwsss weights fetch {spec.name}`)"
+        )
+    write_sidecar(path, actual)
+    return actual
+
+
+def weight_status(name: str, root: str | os.PathLike | None = None) -> str:
+    """Cheap local state without hashing: "missing", "present" (tiny, or not yet hashed), "verified", "bad size"."""
+    spec = get_weight(name)
+    path = local_path(name, root)
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return "missing"
+    if spec.tiny:
+        return "present"
+    if spec.size is not None and st.st_size != spec.size:
+        return "bad size"
+    return "verified" if _sidecar_digest(path, st) == spec.sha256 else "present"
+
+
+def fetch_command(spec: WeightSpec, root: Path) -> str:
+    """The command that puts ``spec`` under ``root`` (``--dir`` only when ``root`` is not the default)."""
+    verb = "make-tiny" if spec.tiny else f"fetch {spec.name}"
+    suffix = "" if root == weights_dir() else f" --dir {root}"
+    return f"fmwsss weights {verb}{suffix}"
+
+
+def missing_message(spec: WeightSpec, path: Path, reason: str = "") -> str:
+    """What to download, where to put it and which command does it, for a checkpoint not at ``path``."""
+    head = f"{spec.name} weights not found at {path}" + (f" ({reason})" if reason else "")
+    if spec.tiny:
+        command = fetch_command(spec, path.parent)
+        return f"{head}. Tiny test models are created locally, never downloaded: run `{command}`."
+    lines = [
+        f"{head}.",
+        f"  download: {spec.url}",
+        f"  put it at: {path}",
+        f"  sha256 must be {spec.sha256}" + (f" ({spec.size} bytes)" if spec.size is not None else ""),
+        f"  or run: {fetch_command(spec, path.parent)}",
+    ]
+    if path.parent == (Path.cwd() / DEFAULT_WEIGHTS_DIR).absolute():
+        lines.append(f"  or run: snakemake --cores 1 {DEFAULT_WEIGHTS_DIR / spec.filename}")
+    return "\n".join(lines)
+
+
+def require_local(name: str, root: str | os.PathLike | None = None) -> Path:
+    """Return the verified local checkpoint ``name``; raise MissingWeightsError saying how to get it.
+
+    Real weights are size- and sha256-checked (hash cached in the sidecar); tiny ones need only exist.
+    """
+    spec = get_weight(name)
+    path = local_path(name, root)
+    if not path.is_file():
+        raise MissingWeightsError(missing_message(spec, path))
+    if not spec.tiny:
+        verify_local(path, spec)
+    return path
