@@ -56,6 +56,13 @@ def _log_path(smk: Any) -> str | None:
     return smk.log[0] if len(smk.log) else None
 
 
+def _runtime(smk: Any) -> dict:
+    """The unhashed runtime knobs, read from the job's config (never params: they would trigger reruns)."""
+    from fmwsss.pipeline.config import Config
+
+    return Config(smk.config).runtime
+
+
 def sam_masks(smk: Any) -> None:
     """One shard of SAM masks: resumable per image in the stage's .partial directory."""
     from fmwsss.models.weights import get_weight
@@ -64,6 +71,7 @@ def sam_masks(smk: Any) -> None:
     with job_log(_log_path(smk)) as log:
         _set_threads(smk.threads)
         p = smk.params
+        runtime = _runtime(smk)
         final = Path(smk.output.shard)
         partial_dir = Path(p.partial)
         partial_dir.mkdir(parents=True, exist_ok=True)
@@ -77,9 +85,9 @@ def sam_masks(smk: Any) -> None:
             settings=p.spec["settings"]["sam"],
             partial_path=partial_dir / final.name,
             final_path=final,
-            device=pick_device(p.runtime["device"]),
-            points_per_batch=p.runtime["sam_points_per_batch"],
-            rsw_chunk=p.runtime["rsw_chunk"],
+            device=pick_device(runtime["device"]),
+            points_per_batch=runtime["sam_points_per_batch"],
+            rsw_chunk=runtime["rsw_chunk"],
             log=log,
         )
 

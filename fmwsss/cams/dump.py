@@ -1,0 +1,90 @@
+"""CAM dump stage (method §7 + §8): raw Softmax-Grad-CAMs and their CAA refinement for a shard of images.
+
+One image at a time at native resolution (each side rounded up to a multiple of 16), fp32 CLIP, positives
+from the image tags. Resumable: images already committed in the partial shard are skipped.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from fmwsss.cams.caa import CaaSettings, refine
+from fmwsss.cams.clip_wrapper import ClipCam, preprocess_native
+from fmwsss.cams.gradcam import softmax_gradcam
+from fmwsss.cams.shards import CamShardWriter
+from fmwsss.pipeline.hooks import maybe_stall
+from fmwsss.prompts.learners import ZeroShotPrompts, load_prompts
+
+
+@dataclass(frozen=True)
+class ZeroShot:
+    """Use CLIP-ES hand-written prompts instead of a trained prompt file."""
+
+    fg_names: tuple[str, ...]
+    bg_names: tuple[str, ...]
+
+
+def _default_loader() -> Callable[[Path], np.ndarray]:
+    from fmwsss.data.images import load_rgb
+
+    return load_rgb
+
+
+def build_text_head(clip_cam: ClipCam, prompts: str | os.PathLike | ZeroShot) -> torch.nn.Module:
+    if isinstance(prompts, ZeroShot):
+        return ZeroShotPrompts(clip_cam, prompts.fg_names, prompts.bg_names)
+    return load_prompts(prompts, clip_cam)
+
+
+def dump_cams(items: Sequence[tuple[str, str | os.PathLike, Sequence[int]]], clip_path: str | os.PathLike,
+              prompts: str | os.PathLike | ZeroShot, caa: CaaSettings, partial_path: str | os.PathLike,
+              final_path: str | os.PathLike, device: str | torch.device = "cpu",
+              log: Callable[[str], None] = print, stage: str = "cams_coarse_dump", n_attn_layers: int = 8,
+              load_image: Callable[[Path], np.ndarray] | None = None) -> Path:
+    """Write the CAM shard for ``items`` = [(image id, image path, tags as class ids 1..C)].
+
+    ``stage`` names the pipeline stage for the test stall hook (``cams_coarse_dump`` / ``cams_fine_dump``).
+    """
+    from fmwsss.models.clip import load_clip
+
+    load_image = load_image or _default_loader()
+    clip_cam = ClipCam(load_clip(clip_path, device), n_attn_layers=n_attn_layers)
+    head = build_text_head(clip_cam, prompts).to(device)
+    with torch.no_grad():
+        text = head.text_features(clip_cam).detach()
+    n_fg = head.n_fg
+    settings = {"caa": asdict(caa), "n_attn_layers": n_attn_layers, "n_fg": n_fg,
+                "prompts": "zero-shot" if isinstance(prompts, ZeroShot) else str(prompts)}
+    writer = CamShardWriter(partial_path, final_path, settings)
+    try:
+        done = writer.done
+        todo = [it for it in items if it[0] not in done]
+        if done:
+            log(f"[{stage}] resuming {partial_path}: {len(done)} images done, {len(todo)} to go")
+        committed = len(done)
+        for image_id, path, tags in tqdm(todo, desc=stage, unit="img", mininterval=5):
+            rgb = load_image(Path(path))
+            classes = np.array(sorted(set(int(t) for t in tags)), np.int64)
+            if classes.size and (classes.min() < 1 or classes.max() > n_fg):
+                raise ValueError(f"image {image_id}: tags {classes.tolist()} outside 1..{n_fg}")
+            x = preprocess_native(rgb, clip_cam.patch_size)[None].to(device)
+            out = clip_cam.encode_image(x, need_attn=True)
+            present = torch.zeros(1, n_fg, dtype=torch.bool, device=device)
+            present[0, torch.as_tensor(classes - 1, device=device)] = True
+            cams = softmax_gradcam(out.act, clip_cam.logits(out.feat, text), present, out.grid).cams.detach()
+            refined = refine(cams, out.attn[0], caa)
+            writer.write(image_id, cams.cpu().numpy(), refined.cpu().numpy(), classes,
+                         rgb.shape[0], rgb.shape[1], clip_cam.patch_size)
+            committed += 1
+            maybe_stall(stage, committed)
+        final = writer.finish()
+    finally:
+        writer.close()
+    log(f"[{stage}] wrote {final} ({committed} images)")
+    return final

@@ -1,0 +1,139 @@
+"""CLIP loading through open_clip's OpenAI path, and a tiny random CLIP saved in OpenAI's file format.
+
+OpenAI's ``ViT-B-16.pt`` is a TorchScript archive whose ``state_dict()`` holds the weights (mostly fp16)
+plus the scalar buffers ``input_resolution``, ``context_length`` and ``vocab_size``. ``load_openai_model``
+opens it with ``torch.jit.load`` and rebuilds a plain (non-JIT) model whose architecture is inferred from
+the tensor shapes (``build_model_from_openai_state_dict``, QuickGELU). The tiny model is written as the same
+kind of archive (a parameter-only scripted module), so tests exercise the very branch the real file takes.
+"""
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from fmwsss.io.atomic import atomic_path
+
+TINY_CFG = dict(
+    embed_dim=32,
+    vision_width=128,  # 2 heads (open_clip infers heads = width // 64), so head averaging is exercised
+    vision_layers=3,
+    patch_size=16,
+    image_size=224,
+    text_width=64,
+    text_layers=2,
+    context_length=77,
+    vocab_size=49408,
+)
+
+
+class ClipLoadError(RuntimeError):
+    """The CLIP checkpoint is missing, unreadable, or not the architecture the method needs."""
+
+
+class _WeightsArchive(nn.Module):
+    """Parameter-only module: scripting it yields a TorchScript archive with OpenAI's state-dict keys."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+def _archive_from_state_dict(state_dict: dict[str, torch.Tensor]) -> nn.Module:
+    root = _WeightsArchive()
+    for key, value in state_dict.items():
+        *path, leaf = key.split(".")
+        mod = root
+        for part in path:
+            if not hasattr(mod, part):
+                mod.add_module(part, _WeightsArchive())
+            mod = getattr(mod, part)
+        if value.is_floating_point():
+            mod.register_parameter(leaf, nn.Parameter(value, requires_grad=False))
+        else:
+            mod.register_buffer(leaf, value)
+    return root
+
+
+def tiny_clip_state_dict(seed: int = 0, logit_scale: float = 10.0) -> dict[str, torch.Tensor]:
+    """OpenAI-layout state dict of a tiny random CLIP (fp16 where OpenAI stores fp16), deterministic in ``seed``.
+
+    A random model's cosines spread far wider than trained CLIP's, so the released scale (100) would saturate
+    every softmax and make all Grad-CAM gradients vanish; the default 10 keeps the tiny model in CLIP's regime.
+    """
+    from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg, convert_weights_to_fp16
+
+    c = TINY_CFG
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = CLIP(
+            c["embed_dim"],
+            vision_cfg=CLIPVisionCfg(layers=c["vision_layers"], width=c["vision_width"],
+                                     patch_size=c["patch_size"], image_size=c["image_size"]),
+            text_cfg=CLIPTextCfg(context_length=c["context_length"], vocab_size=c["vocab_size"],
+                                 width=c["text_width"], heads=c["text_width"] // 64, layers=c["text_layers"]),
+            quick_gelu=True,
+        )
+    with torch.no_grad():
+        model.logit_scale.fill_(math.log(logit_scale))
+    convert_weights_to_fp16(model)
+    sd = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    sd["input_resolution"] = torch.tensor(c["image_size"])
+    sd["context_length"] = torch.tensor(c["context_length"])
+    sd["vocab_size"] = torch.tensor(c["vocab_size"])
+    return sd
+
+
+def create_tiny_clip(path: str | os.PathLike, seed: int = 0, logit_scale: float = 10.0) -> Path:
+    """Write a tiny random CLIP as an OpenAI-style TorchScript archive at ``path`` (atomically); return it.
+
+    A test/demo model only: 3 vision blocks of width 128, 2 text blocks of width 64, embedding 32, the real
+    49408-token vocabulary and 77-token context so open_clip's tokenizer works. About 14 MB on disk.
+    """
+    import warnings
+
+    path = Path(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch.jit.script deprecation: the format is the point
+        scripted = torch.jit.script(_archive_from_state_dict(tiny_clip_state_dict(seed, logit_scale)))
+        with atomic_path(path) as tmp:
+            torch.jit.save(scripted, str(tmp))
+    return path
+
+
+def _uses_quickgelu(model: nn.Module) -> bool:
+    from open_clip.transformer import QuickGELU
+
+    acts = [m.mlp.gelu for m in model.modules() if hasattr(m, "mlp") and hasattr(m.mlp, "gelu")]
+    return bool(acts) and all(isinstance(a, QuickGELU) for a in acts)
+
+
+def load_clip(path: str | os.PathLike, device: str | torch.device = "cpu", expect_quickgelu: bool = True) -> nn.Module:
+    """Load an OpenAI-format CLIP file through open_clip's OpenAI loader: frozen, eval mode, fp32.
+
+    Works for the released ``ViT-B-16.pt`` and for ``create_tiny_clip`` files alike, because the architecture
+    is read from the weights. QuickGELU is what OpenAI trained with; a GELU model would silently give other
+    CAMs, so it is checked.
+    """
+    import warnings
+
+    from open_clip.openai import load_openai_model
+
+    path = Path(path)
+    if not path.is_file():
+        raise ClipLoadError(f"CLIP checkpoint not found: {path}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            model = load_openai_model(str(path), precision="fp32", device=str(device))
+    except Exception as exc:  # noqa: BLE001 - re-raised with the file name
+        raise ClipLoadError(f"cannot load CLIP checkpoint {path}: {exc}") from exc
+    if not hasattr(model, "visual") or not hasattr(model.visual, "proj") or model.visual.proj is None:
+        raise ClipLoadError(f"{path} is not a ViT CLIP with a visual projection")
+    if expect_quickgelu and not _uses_quickgelu(model):
+        raise ClipLoadError(f"{path}: model does not use QuickGELU activations, expected OpenAI CLIP")
+    model = model.float().eval()
+    model.requires_grad_(False)
+    return model

@@ -1,0 +1,51 @@
+"""Fixtures for the CAM tests: a tiny OpenAI-format CLIP and the shared VOC sample."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+
+def _shared_data() -> Path:
+    env = os.environ.get("FMWSSS_SHARED_DATA")
+    return Path(env) if env else Path(__file__).resolve().parents[3] / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def tiny_clip_path(tmp_path_factory) -> Path:
+    from fmwsss.models.clip import create_tiny_clip
+
+    return create_tiny_clip(tmp_path_factory.mktemp("clip") / "tiny-ViT-B-16.pt", seed=0)
+
+
+@pytest.fixture(scope="session")
+def clip_cam(tiny_clip_path):
+    from fmwsss.cams.clip_wrapper import ClipCam
+    from fmwsss.models.clip import load_clip
+
+    return ClipCam(load_clip(tiny_clip_path, "cpu"))
+
+
+@pytest.fixture(scope="session")
+def voc_sample() -> Path:
+    root = _shared_data() / "voc_sample"
+    if not (root / "JPEGImages").is_dir():
+        pytest.skip(f"VOC sample not found at {root} (set FMWSSS_SHARED_DATA)")
+    return root
+
+
+@pytest.fixture(scope="session")
+def voc_items(voc_sample) -> list[tuple[str, Path, list[int]]]:
+    """(id, image path, tags 1..20) for the sample images, sorted by id."""
+    labels = json.loads((voc_sample / "labels.json").read_text())
+    return [(k, voc_sample / "JPEGImages" / f"{k}.jpg", sorted(v)) for k, v in sorted(labels.items())]
+
+
+@pytest.fixture(scope="session")
+def load_rgb():
+    """Stand-in for fmwsss.data.images.load_rgb while that module is being written."""
+    return lambda path: np.asarray(Image.open(path).convert("RGB"))
