@@ -27,11 +27,11 @@ data: data/voc_sample/labels.json  ## fetch the 24-image VOC demo sample into da
 
 demo: data  ## the pipeline on the VOC demo images with TINY RANDOM TEST WEIGHTS (not a real result)
 	@echo "== make demo: tiny random-weight test models, 24 VOC demo images. For real results: make demo-pretrained =="
-	$(BIN)/snakemake --cores $(CORES) results/demo/sam_masks
+	$(BIN)/snakemake --cores $(CORES) results/demo/seeds
 	$(BIN)/fmwsss status demo
 
 demo-pretrained: data  ## the same with the real CLIP ViT-B/16 and SAM ViT-H weights (downloads them once)
-	$(BIN)/snakemake --cores $(CORES) results/demo_pretrained/sam_masks
+	$(BIN)/snakemake --cores $(CORES) results/demo_pretrained/seeds
 	$(BIN)/fmwsss status demo_pretrained
 
 test: $(BIN)/fmwsss  ## the whole test suite (unit, equivalence, oracle, end-to-end workflow)

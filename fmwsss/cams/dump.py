@@ -43,11 +43,13 @@ def build_text_head(clip_cam: ClipCam, prompts: str | os.PathLike | ZeroShot) ->
 
 
 def dump_cams(items: Sequence[tuple[str, str | os.PathLike, Sequence[int]]], clip_path: str | os.PathLike,
-              prompts: str | os.PathLike | ZeroShot, caa: CaaSettings, partial_path: str | os.PathLike,
+              prompts: str | os.PathLike | ZeroShot, caa: CaaSettings | None, partial_path: str | os.PathLike,
               final_path: str | os.PathLike, device: str | torch.device = "cpu",
               log: Callable[[str], None] = print, stage: str = "cams_coarse_dump", n_attn_layers: int = 8,
               load_image: Callable[[Path], np.ndarray] | None = None) -> Path:
     """Write the CAM shard for ``items`` = [(image id, image path, tags as class ids 1..C)].
+
+    ``caa`` None skips the refinement (``cam_caa`` then holds the raw CAM, as COCO's fine stage wants).
 
     ``stage`` names the pipeline stage for the test stall hook (``cams_coarse_dump`` / ``cams_fine_dump``).
     """
@@ -59,7 +61,7 @@ def dump_cams(items: Sequence[tuple[str, str | os.PathLike, Sequence[int]]], cli
     with torch.no_grad():
         text = head.text_features(clip_cam).detach()
     n_fg = head.n_fg
-    settings = {"caa": asdict(caa), "n_attn_layers": n_attn_layers, "n_fg": n_fg,
+    settings = {"caa": asdict(caa) if caa else None, "n_attn_layers": n_attn_layers, "n_fg": n_fg,
                 "prompts": "zero-shot" if isinstance(prompts, ZeroShot) else str(prompts)}
     writer = CamShardWriter(partial_path, final_path, settings)
     try:
@@ -78,7 +80,7 @@ def dump_cams(items: Sequence[tuple[str, str | os.PathLike, Sequence[int]]], cli
             present = torch.zeros(1, n_fg, dtype=torch.bool, device=device)
             present[0, torch.as_tensor(classes - 1, device=device)] = True
             cams = softmax_gradcam(out.act, clip_cam.logits(out.feat, text), present, out.grid).cams.detach()
-            refined = refine(cams, out.attn[0], caa)
+            refined = refine(cams, out.attn[0], caa) if caa else cams
             writer.write(image_id, cams.cpu().numpy(), refined.cpu().numpy(), classes,
                          rgb.shape[0], rgb.shape[1], clip_cam.patch_size)
             committed += 1

@@ -2,6 +2,11 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
 
 COMPLETE_ATTR = "complete"
 
@@ -21,3 +26,72 @@ def require_complete(path: str | os.PathLike) -> None:
         raise IncompleteShardError(f"{path}: not a readable HDF5 shard ({exc})") from exc
     if not done:
         raise IncompleteShardError(f"{path}: shard is incomplete (no '{COMPLETE_ATTR}' attribute); rerun its job")
+
+
+_TMP_PREFIX = "__partial__"
+
+
+class GroupShardWriter:
+    """One HDF5 group per image, committed one by one: the resumable core of every per-shard stage.
+
+    Each image's group is written under a temporary name, moved to its id and flushed, so a kill between
+    images loses at most the image in progress; reopening the file resumes (``done``). ``finish`` sets the
+    completion attribute and renames the partial file onto its final name.
+    """
+
+    def __init__(self, partial_path: str | os.PathLike, final_path: str | os.PathLike, settings: dict):
+        import json
+
+        import h5py
+
+        self.partial_path, self.final_path = Path(partial_path), Path(final_path)
+        self.partial_path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._file = h5py.File(self.partial_path, "a")
+        except OSError:  # killed during an HDF5 metadata write: the partial file is unreadable, start over
+            self.partial_path.unlink()
+            self._file = h5py.File(self.partial_path, "a")
+        for name in [k for k in self._file if k.startswith(_TMP_PREFIX)]:
+            del self._file[name]
+        self._file.attrs["settings"] = json.dumps(settings, sort_keys=True)
+
+    @property
+    def done(self) -> set[str]:
+        return {k for k in self._file if not k.startswith(_TMP_PREFIX)}
+
+    def write(self, image_id: str, datasets: dict[str, "np.ndarray"], attrs: dict, compression: str | None = None):
+        if image_id in self._file:
+            raise ValueError(f"{self.partial_path}: image {image_id!r} already written")
+        grp = self._file.create_group(_TMP_PREFIX + image_id)
+        for name, data in datasets.items():
+            grp.create_dataset(name, data=data, compression=compression)
+        grp.attrs.update(attrs)
+        self._file.move(_TMP_PREFIX + image_id, image_id)
+        self._file.flush()
+
+    def finish(self, expected_ids: list[str]) -> Path:
+        missing = sorted(set(expected_ids) - self.done)
+        if missing:
+            raise ValueError(f"{self.partial_path}: cannot finish, images missing: {missing[:5]}")
+        self._file.attrs[COMPLETE_ATTR] = True
+        self._file.close()
+        os.replace(self.partial_path, self.final_path)
+        return self.final_path
+
+    def close(self) -> None:
+        if self._file.id.valid:
+            self._file.close()
+
+    def __enter__(self) -> "GroupShardWriter":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_complete(path: str | os.PathLike):
+    """Open a finished shard read-only (an ``h5py.File``), refusing an incomplete one by name."""
+    import h5py
+
+    require_complete(path)
+    return h5py.File(path, "r")

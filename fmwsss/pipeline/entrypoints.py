@@ -134,3 +134,209 @@ def not_built(smk: Any) -> None:
     """Stages whose algorithm is not implemented yet fail loudly and write nothing."""
     with job_log(_log_path(smk)):
         raise StageNotBuiltError(smk.rule)
+
+
+def _job_plan(smk: Any, stage: str):
+    """Rebuild the plan inside the job and check its key agrees with the one Snakemake scheduled."""
+    from fmwsss.pipeline.config import Config
+    from fmwsss.pipeline.plan import Plan
+
+    ds = Plan(Config(smk.config)).get(smk.wildcards.dataset)
+    if ds.keys[stage] != smk.wildcards.key:
+        raise RuntimeError(
+            f"{stage}: key computed inside the job ({ds.keys[stage]}) differs from the scheduled "
+            f"{smk.wildcards.key}: config.yaml changed while the workflow was running?"
+        )
+    return ds
+
+
+def _store_dir(path: str) -> Path:
+    """The store entry folder of an upstream product (its spec.json or product file)."""
+    return Path(path).parent
+
+
+def prompts_train(smk: Any, stage: str) -> None:
+    """Learn classification or segmentation prompts (resumable from checkpoints in the .partial folder)."""
+    import torch
+
+    from fmwsss.pipeline.stage_settings import prompt_config, prompt_names, train_config
+    from fmwsss.prompts.train import train_prompts
+
+    section_name = "prompts_cls" if stage == "prompts_cls_train" else "prompts_seg"
+    with job_log(_log_path(smk)) as log:
+        _set_threads(smk.threads)
+        ds = _job_plan(smk, stage)
+        section = ds.settings[section_name]
+        fg, bg = prompt_names(ds.settings, ds.dataset.class_names)
+        out = Path(smk.output.prompts)
+        if section["mode"] == "zero_shot":
+            log(f"{stage}: zero_shot mode: CLIP-ES hand-written prompts, nothing to train")
+            from fmwsss.io.atomic import atomic_path
+
+            with atomic_path(out) as tmp:
+                torch.save({"mode": "zero_shot", "fg_names": fg, "bg_names": bg}, tmp)
+        else:
+            cfg = train_config(section, _runtime(smk), section_name)
+            if cfg.task == "cls":
+                items = [(i, ds.dataset.image_path(i), ds.dataset.tags(i)) for i in ds.dataset.ids]
+            else:
+                seeds = _store_dir(smk.input.seeds_coarse)
+                items = [(i, ds.dataset.image_path(i), seeds / f"{i}.png") for i in ds.dataset.ids]
+            log(f"{stage}: {len(items)} images, {cfg.max_iter} iterations, batch {cfg.batch_size}")
+            train_prompts(
+                items, smk.input.weights, prompt_config(section, fg, bg), cfg, smk.params.partial, out,
+                device=pick_device(_runtime(smk)["device"]), log=log,
+            )
+        write_spec(out.parent, smk.wildcards.key, smk.params.spec, smk.wildcards.dataset)
+
+
+def _prompts_source(path: str, fg: tuple[str, ...], bg: tuple[str, ...]):
+    """A trained prompt file, or the zero-shot marker a zero_shot-mode training stage writes."""
+    import torch
+
+    from fmwsss.cams.dump import ZeroShot
+
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    return ZeroShot(fg, bg) if state.get("mode") == "zero_shot" else path
+
+
+def cams_dump(smk: Any, stage: str) -> None:
+    """One shard of CAMs: Softmax-GradCAM with the learned prompts, then CAA (resumable per image)."""
+    from fmwsss.cams.dump import dump_cams
+    from fmwsss.pipeline.stage_settings import caa_settings, prompt_names
+
+    prompts_stage, section = (
+        ("prompts_cls_train", "cams_coarse") if stage == "cams_coarse_dump" else ("prompts_seg_train", "cams_fine")
+    )
+    with job_log(_log_path(smk)) as log:
+        _set_threads(smk.threads)
+        ds = _job_plan(smk, stage)
+        final = Path(smk.output.shard)
+        clean_stale_temps(final.parent)
+        fg, bg = prompt_names(ds.settings, ds.dataset.class_names)
+        caa = ds.settings[section]["caa"]
+        items = [(i, ds.dataset.image_path(i), ds.dataset.tags(i)) for i in ds.shards[final.stem]]
+        log(f"{stage}: shard {final.stem} of {ds.name}, {len(items)} images")
+        dump_cams(
+            items, smk.input.weights, _prompts_source(getattr(smk.input, prompts_stage), fg, bg), caa_settings(caa),
+            Path(smk.params.partial) / final.name, final, device=pick_device(_runtime(smk)["device"]),
+            log=log, stage=stage, n_attn_layers=caa["last_n_layers"],
+        )
+
+
+def seeds_shard(smk: Any, stage: str) -> None:
+    """One shard of seeds: SAMS (or the argmax baseline) on the SAM masks and the refined CAMs."""
+    from fmwsss.cams.shards import CamShardReader
+    from fmwsss.io.shards import GroupShardWriter
+    from fmwsss.pipeline.hooks import maybe_stall
+    from fmwsss.sam.shards import SamShardReader
+    from fmwsss.seeding import argmax_seed, sams_seed
+
+    cams_stage = "cams_coarse_dump" if stage == "seeds_coarse" else "cams_fine_dump"
+    with job_log(_log_path(smk)) as log:
+        _set_threads(smk.threads)
+        ds = _job_plan(smk, stage)
+        section = ds.settings[stage]
+        final = Path(smk.output.shard)
+        clean_stale_temps(final.parent)
+        ids = ds.shards[final.stem]
+        device = pick_device(_runtime(smk)["device"])
+        sam = SamShardReader(_store_dir(smk.input.sam_masks) / final.name)
+        cams = CamShardReader(_store_dir(getattr(smk.input, cams_stage)) / final.name)
+        with GroupShardWriter(Path(smk.params.partial) / final.name, final, section) as writer:
+            done = writer.done
+            for n, image_id in enumerate(ids, start=1):
+                if image_id in done:
+                    continue
+                tic = time.perf_counter()
+                cam = cams.read(image_id)
+                size = (cam.height, cam.width)
+                if section["method"] == "sams":
+                    masks = sam.read(image_id)
+                    labels, _ = sams_seed(masks.masks, masks.level, cam.cam_caa, cam.classes, size,
+                                          section["gamma"], device=device)
+                else:
+                    labels = argmax_seed(cam.cam_caa, cam.classes, size, section["argmax_bg_power"], device=device)
+                writer.write(image_id, {"labels": labels}, {}, compression="gzip")
+                log(f"{stage}: image {n}/{len(ids)} {image_id} -> classes {sorted(set(labels.flat) - {0})} "
+                    f"({time.perf_counter() - tic:.2f} s)")
+                maybe_stall(stage, len(writer.done))
+            writer.finish(ids)
+        log(f"{stage}: wrote {final}")
+
+
+def _split_name(dataset) -> str:
+    return next((name for name, ids in dataset.splits.items() if list(ids) == list(dataset.ids)), "all ids")
+
+
+def _evaluate(dataset, predictions, log) -> dict:
+    """Score (id, label map) pairs against the dataset's ground truth where it exists; metrics.json content."""
+    from fmwsss.data.palette import load_label_png
+    from fmwsss.eval import Accumulator, format_table, metrics_to_json
+
+    names = ("background", *dataset.class_names)
+    acc, scored = Accumulator(len(names)), 0
+    for image_id, labels in predictions:
+        gt = dataset.gt_path(image_id)
+        if gt is not None and Path(gt).is_file():
+            acc.add(labels, load_label_png(gt), image_id)
+            scored += 1
+    split = f"{dataset.name}: {_split_name(dataset)} ({scored} images with ground truth)"
+    if not scored:
+        log(f"no ground truth for {dataset.name}: nothing scored")
+        return {"split": split, "ground_truth": False}
+    metrics = acc.metrics()
+    log("\n" + format_table(metrics, names, split))
+    return {"ground_truth": True, **metrics_to_json(metrics, names, split)}
+
+
+def seeds_gather(smk: Any, stage: str) -> None:
+    """Gather a seed stage's shards into VOC-palette PNGs + metrics.json; spec.json last marks it done."""
+    from fmwsss.data.palette import palette_for, save_label_png
+    from fmwsss.io.atomic import atomic_write_json
+    from fmwsss.io.shards import open_complete
+
+    with job_log(_log_path(smk)) as log:
+        ds = _job_plan(smk, stage)
+        store = Path(smk.output.spec).parent
+        palette = palette_for(ds.dataset.num_classes)
+
+        def predictions():
+            for shard in smk.input.shards:
+                with open_complete(shard) as fh:
+                    for image_id in fh:
+                        labels = fh[image_id]["labels"][()]
+                        save_label_png(store / f"{image_id}.png", labels, palette)
+                        yield image_id, labels
+
+        metrics = _evaluate(ds.dataset, predictions(), log)
+        atomic_write_json(store / "metrics.json", {"stage": stage, **metrics})
+        write_spec(store, smk.wildcards.key, smk.params.spec, smk.wildcards.dataset)
+        log(f"{stage}: {len(ds.dataset.ids)} PNGs and metrics.json in {store}")
+
+
+def cams_gather(smk: Any, stage: str) -> None:
+    """Check a CAM stage's shards and score its CAMs (argmax, fixed background power) where GT exists."""
+    from fmwsss.cams.shards import CamShardReader
+    from fmwsss.io.atomic import atomic_write_json
+    from fmwsss.seeding import argmax_seed
+
+    with job_log(_log_path(smk)) as log:
+        ds = _job_plan(smk, stage)
+        power = ds.settings["eval"]["cam_bg_power"]
+        store = Path(smk.output.spec).parent
+        report = {"stage": stage, "cam_bg_power": power}
+        for kind in ("cam_raw", "cam_caa"):
+
+            def predictions(kind=kind):
+                for shard in smk.input.shards:
+                    with CamShardReader(shard) as reader:
+                        for image_id in reader.ids():
+                            cam = reader.read(image_id)
+                            size = (cam.height, cam.width)
+                            yield image_id, argmax_seed(getattr(cam, kind), cam.classes, size, power)
+
+            log(f"{stage}: {kind} scored by argmax with background power {power}")
+            report[kind] = _evaluate(ds.dataset, predictions(), log)
+        atomic_write_json(store / "metrics.json", report)
+        write_spec(store, smk.wildcards.key, smk.params.spec, smk.wildcards.dataset)

@@ -25,23 +25,23 @@ STAGES: dict[str, Stage] = {
     s.name: s
     for s in (
         Stage("sam_masks", 1, ("sam", "data"), ("sam",), (), True, "sam_masks", True),
-        Stage("prompts_cls_train", 1, ("prompts_cls", "classes", "clip"), ("clip",), (), False, None, False),
+        Stage("prompts_cls_train", 1, ("prompts_cls", "classes", "clip"), ("clip",), (), False, None, True),
         Stage(
             "cams_coarse_dump", 1, ("cams_coarse", "classes", "clip", "data"), ("clip",),
-            ("prompts_cls_train",), True, "cams_coarse", False,
+            ("prompts_cls_train",), True, "cams_coarse", True,
         ),
         Stage(
             "seeds_coarse", 1, ("seeds_coarse", "data", "eval"), (),
-            ("cams_coarse_dump", "sam_masks"), True, "seeds_coarse", False,
+            ("cams_coarse_dump", "sam_masks"), True, "seeds_coarse", True,
         ),
-        Stage("prompts_seg_train", 1, ("prompts_seg", "classes", "clip"), ("clip",), ("seeds_coarse",), False, None, False),
+        Stage("prompts_seg_train", 1, ("prompts_seg", "classes", "clip"), ("clip",), ("seeds_coarse",), False, None, True),
         Stage(
             "cams_fine_dump", 1, ("cams_fine", "classes", "clip", "data"), ("clip",),
-            ("prompts_seg_train",), True, "cams_fine", False,
+            ("prompts_seg_train",), True, "cams_fine", True,
         ),
         Stage(
             "seeds_fine", 1, ("seeds_fine", "data", "eval"), (),
-            ("cams_fine_dump", "sam_masks"), True, "seeds", False,
+            ("cams_fine_dump", "sam_masks"), True, "seeds", True,
         ),
         Stage("deeplab_train", 1, ("segmenter",), (), ("seeds_fine",), False, None, False),
         Stage("deeplab_eval", 1, ("segmenter", "eval"), (), ("deeplab_train",), False, "deeplab", False),
@@ -79,5 +79,5 @@ class StageNotBuiltError(RuntimeError):
     def __init__(self, stage: str):
         super().__init__(
             f"stage {stage!r} is not built yet in this version of fmwsss: its rule exists so the DAG is "
-            f"complete, but it writes nothing. Run up to results/<dataset>/sam_masks for now."
+            f"complete, but it writes nothing. Run up to results/<dataset>/seeds for now."
         )

@@ -12,7 +12,6 @@ rule cams_coarse_dump:
         "results/{dataset}/benchmarks/cams_coarse_dump/{key}/{shard}.tsv"
     params:
         spec=spec_of("cams_coarse_dump"),
-        images=shard_items,
         partial=partial_of("cams_coarse_dump"),
     threads: 4
     resources:
@@ -24,17 +23,20 @@ rule cams_coarse_dump:
 
 
 rule cams_coarse_dump_finalize:
-    localrule: True
     input:
         shards=shards_of("cams_coarse_dump"),
     output:
         spec="results/{dataset}/store/cams_coarse_dump/{key}/spec.json",
+        metrics="results/{dataset}/store/cams_coarse_dump/{key}/metrics.json",
     log:
         "results/{dataset}/logs/cams_coarse_dump/{key}/finalize.log",
     params:
         spec=spec_of("cams_coarse_dump"),
-    run:
-        finalize_job(input.shards, output.spec, params.spec, wildcards, log[0])
+    threads: 1
+    conda:
+        "../../envs/fmwsss.yaml"
+    script:
+        "../scripts/cams_coarse_dump_finalize.py"
 
 
 rule cams_fine_dump:
@@ -48,7 +50,6 @@ rule cams_fine_dump:
         "results/{dataset}/benchmarks/cams_fine_dump/{key}/{shard}.tsv"
     params:
         spec=spec_of("cams_fine_dump"),
-        images=shard_items,
         partial=partial_of("cams_fine_dump"),
     threads: 4
     resources:
@@ -60,14 +61,17 @@ rule cams_fine_dump:
 
 
 rule cams_fine_dump_finalize:
-    localrule: True
     input:
         shards=shards_of("cams_fine_dump"),
     output:
         spec="results/{dataset}/store/cams_fine_dump/{key}/spec.json",
+        metrics="results/{dataset}/store/cams_fine_dump/{key}/metrics.json",
     log:
         "results/{dataset}/logs/cams_fine_dump/{key}/finalize.log",
     params:
         spec=spec_of("cams_fine_dump"),
-    run:
-        finalize_job(input.shards, output.spec, params.spec, wildcards, log[0])
+    threads: 1
+    conda:
+        "../../envs/fmwsss.yaml"
+    script:
+        "../scripts/cams_fine_dump_finalize.py"

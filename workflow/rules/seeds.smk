@@ -12,7 +12,6 @@ rule seeds_coarse:
         "results/{dataset}/benchmarks/seeds_coarse/{key}/{shard}.tsv"
     params:
         spec=spec_of("seeds_coarse"),
-        images=shard_items,
         partial=partial_of("seeds_coarse"),
     threads: 4
     resources:
@@ -24,17 +23,20 @@ rule seeds_coarse:
 
 
 rule seeds_coarse_finalize:
-    localrule: True
     input:
         shards=shards_of("seeds_coarse"),
     output:
         spec="results/{dataset}/store/seeds_coarse/{key}/spec.json",
+        metrics="results/{dataset}/store/seeds_coarse/{key}/metrics.json",
     log:
         "results/{dataset}/logs/seeds_coarse/{key}/finalize.log",
     params:
         spec=spec_of("seeds_coarse"),
-    run:
-        finalize_job(input.shards, output.spec, params.spec, wildcards, log[0])
+    threads: 1
+    conda:
+        "../../envs/fmwsss.yaml"
+    script:
+        "../scripts/seeds_coarse_finalize.py"
 
 
 rule seeds_fine:
@@ -48,7 +50,6 @@ rule seeds_fine:
         "results/{dataset}/benchmarks/seeds_fine/{key}/{shard}.tsv"
     params:
         spec=spec_of("seeds_fine"),
-        images=shard_items,
         partial=partial_of("seeds_fine"),
     threads: 4
     resources:
@@ -60,14 +61,17 @@ rule seeds_fine:
 
 
 rule seeds_fine_finalize:
-    localrule: True
     input:
         shards=shards_of("seeds_fine"),
     output:
         spec="results/{dataset}/store/seeds_fine/{key}/spec.json",
+        metrics="results/{dataset}/store/seeds_fine/{key}/metrics.json",
     log:
         "results/{dataset}/logs/seeds_fine/{key}/finalize.log",
     params:
         spec=spec_of("seeds_fine"),
-    run:
-        finalize_job(input.shards, output.spec, params.spec, wildcards, log[0])
+    threads: 1
+    conda:
+        "../../envs/fmwsss.yaml"
+    script:
+        "../scripts/seeds_fine_finalize.py"

@@ -1,9 +1,9 @@
-"""Snakemake job: stage cams_fine_dump (not built yet: fails loudly, writes nothing). Thin adapter over fmwsss.pipeline.entrypoints."""
+"""Snakemake job: one shard of cams_fine_dump. Thin adapter over fmwsss.pipeline.entrypoints."""
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parents[1]))
 
-from fmwsss.pipeline.entrypoints import not_built  # noqa: E402
+from fmwsss.pipeline.entrypoints import cams_dump  # noqa: E402
 
-not_built(snakemake)
+cams_dump(snakemake, "cams_fine_dump")

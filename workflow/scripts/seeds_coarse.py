@@ -1,9 +1,9 @@
-"""Snakemake job: stage seeds_coarse (not built yet: fails loudly, writes nothing). Thin adapter over fmwsss.pipeline.entrypoints."""
+"""Snakemake job: one shard of seeds_coarse. Thin adapter over fmwsss.pipeline.entrypoints."""
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parents[1]))
 
-from fmwsss.pipeline.entrypoints import not_built  # noqa: E402
+from fmwsss.pipeline.entrypoints import seeds_shard  # noqa: E402
 
-not_built(snakemake)
+seeds_shard(snakemake, "seeds_coarse")
