@@ -88,6 +88,7 @@ def _cmd_gc(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from fmwsss.data.cli import register as register_data
     from fmwsss.models.cli import register as register_weights
+    from fmwsss.seed_cli import register as register_seed
 
     parser = argparse.ArgumentParser(
         prog="fmwsss",
@@ -100,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     register_data(sub)
     register_weights(sub)
+    register_seed(sub)
 
     show = sub.add_parser("config", help="print a dataset's settings with every default applied")
     show.add_argument("dataset", help="dataset name under `datasets:` in the config")

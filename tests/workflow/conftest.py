@@ -71,7 +71,7 @@ def make_workdir(path: Path) -> Workdir:
 
 @pytest.fixture(scope="session")
 def demo_run(tmp_path_factory) -> Workdir:
-    """The tiny demo pipeline run once to results/demo/sam_masks (the stages built so far)."""
+    """The tiny demo pipeline run once to results/demo/seeds."""
     wd = make_workdir(tmp_path_factory.mktemp("demo_run"))
-    wd.snakemake("--cores", "2", "results/demo/sam_masks")
+    wd.snakemake("--cores", "2", "results/demo/seeds")
     return wd

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from PIL import Image
 
 from fmwsss.pipeline.plan import Plan
 from fmwsss.pipeline.stages import STAGES
@@ -22,7 +23,8 @@ pytestmark = pytest.mark.e2e
 
 ALL_RULES = [
     "weights_tiny", "sam_masks", "sam_masks_finalize", "prompts_cls_train", "cams_coarse_dump",
-    "seeds_coarse", "prompts_seg_train", "cams_fine_dump", "seeds_fine", "alias",
+    "cams_coarse_dump_finalize", "seeds_coarse", "seeds_coarse_finalize", "prompts_seg_train", "cams_fine_dump",
+    "cams_fine_dump_finalize", "seeds_fine", "seeds_fine_finalize", "alias",
 ]
 
 
@@ -68,11 +70,11 @@ def test_sam_stage_outputs(demo_run):
 
 
 def test_nothing_reruns_and_scripts_touch_schedules_nothing(demo_run):
-    assert demo_run.updated("results/demo/sam_masks") == []
+    assert demo_run.updated("results/demo/seeds") == []
     now = time.time()
     for script in (ROOT / "workflow/scripts").glob("*.py"):
         os.utime(script, (now, now))
-    assert demo_run.updated("results/demo/sam_masks") == []
+    assert demo_run.updated("results/demo/seeds") == []
 
 
 def test_reorder_and_explicit_defaults_schedule_nothing(demo_run, tmp_path):
@@ -84,7 +86,7 @@ def test_reorder_and_explicit_defaults_schedule_nothing(demo_run, tmp_path):
         return {k: reorder(obj[k]) for k in reversed(list(obj))} if isinstance(obj, dict) else obj
 
     wd.write_config(yaml.safe_dump(reorder(raw), sort_keys=False))
-    assert wd.updated("results/demo/sam_masks") == []
+    assert wd.updated("results/demo/seeds") == []
 
 
 def test_changed_sam_setting_reruns_sam_only_and_revert_repoints_alias(demo_run, tmp_path):
@@ -99,6 +101,8 @@ def test_changed_sam_setting_reruns_sam_only_and_revert_repoints_alias(demo_run,
     assert set(updated) == {
         f"results/demo/store/sam_masks/{new_key}/{n}" for n in ("shard-000.h5", "shard-001.h5", "shard-002.h5", "spec.json")
     } | {"results/demo/sam_masks"}
+    downstream = {p.split("/")[3] for p in wd.updated("results/demo/seeds") if p.startswith("results/demo/store/")}
+    assert downstream == {"sam_masks", "seeds_coarse", "prompts_seg_train", "cams_fine_dump", "seeds_fine"}
 
     old_files = {p: p.stat().st_mtime_ns for p in (wd.path / f"results/demo/store/sam_masks/{old_key}").iterdir()}
     wd.snakemake("--cores", "2", "results/demo/sam_masks")
@@ -188,3 +192,114 @@ def test_kill_mid_stage_and_resume_with_readme_commands(demo_run, tmp_path):
         got = resumed[image_id]
         assert np.array_equal(got.masks, ref.masks) and np.array_equal(got.level, ref.level), image_id
     assert not list((wd.path / "results/demo/store/sam_masks").rglob("*.tmp-*"))
+
+
+def test_unset_root_is_an_error_only_for_its_targets(tmp_path):
+    wd = make_workdir(tmp_path / "wd")
+    bad = wd.snakemake("-n", "--cores", "1", "results/voc/sam_masks", check=False)
+    assert bad.returncode != 0 and "datasets.voc.root is not set" in bad.stdout + bad.stderr
+    assert wd.snakemake("-n", "--cores", "1", "results/demo/sam_masks").returncode == 0
+
+
+def test_bad_config_stops_at_parse_time_naming_the_key(tmp_path):
+    wd = make_workdir(tmp_path / "wd")
+    wd.write_config(wd.config_text().replace("      points_per_side: 8\n", "      points_per_side: eight\n"))
+    bad = wd.snakemake("-n", "--cores", "1", "results/demo/sam_masks", check=False)
+    assert bad.returncode != 0 and "presets.demo.sam.points_per_side" in bad.stdout + bad.stderr
+
+
+def _stages_scheduled(wd: Workdir) -> set[str]:
+    return {p.split("/")[3] for p in wd.updated("results/demo/seeds") if p.startswith("results/demo/store/")}
+
+
+def _set(wd: Workdir, old: str, new: str) -> None:
+    text = wd.config_text()
+    assert old in text, old
+    wd.write_config(text.replace(old, new))
+
+
+DEMO_PRESET_END = "    segmenter:\n      arch: tiny\n"
+
+
+def test_seed_outputs_are_palette_pngs_with_metrics(demo_run):
+    from PIL import Image
+
+    from fmwsss.data.palette import voc_palette
+
+    seeds = demo_run.path / "results/demo/seeds"
+    pngs = sorted(seeds.glob("*.png"))
+    assert len(pngs) == 24
+    classes = set()
+    for png in pngs:
+        img = Image.open(png)
+        assert img.mode == "P" and img.getpalette()[: 3 * 21] == voc_palette()[: 3 * 21]
+        classes |= set(np.unique(np.asarray(img)).tolist())
+    assert len(classes - {0}) >= 5, classes  # not trivial: several foreground classes painted
+    metrics = yaml.safe_load((seeds / "metrics.json").read_text())
+    assert metrics["ground_truth"] and "demo: all (24 images" in metrics["split"] and 0 < metrics["miou"] < 1
+    for alias in ("sam_masks", "cams_coarse", "seeds_coarse", "cams_fine", "seeds"):
+        assert (demo_run.path / "results/demo" / alias).is_symlink(), alias
+
+
+@pytest.mark.parametrize(
+    "edit, expected",
+    [
+        ("seeds_coarse:\n      gamma: 0.5\n", {"seeds_coarse", "prompts_seg_train", "cams_fine_dump", "seeds_fine"}),
+        ("seeds_fine:\n      gamma: 0.5\n", {"seeds_fine"}),
+        ("cams_fine:\n      caa: {box_thresh: 0.6}\n", {"cams_fine_dump", "seeds_fine"}),
+    ],
+)
+def test_chain_invalidation(demo_run, tmp_path, edit, expected):
+    wd = demo_run.copy(tmp_path / "wd")
+    _set(wd, DEMO_PRESET_END, DEMO_PRESET_END.replace("    segmenter:", "    " + edit + "    segmenter:"))
+    assert _stages_scheduled(wd) == expected
+
+
+@pytest.mark.slow
+def test_coarse_gamma_rerun_keeps_both_variants(demo_run, tmp_path):
+    wd = demo_run.copy(tmp_path / "wd")
+    before = os.readlink(wd.path / "results/demo/seeds")
+    untouched = {
+        p: p.stat().st_mtime_ns
+        for stage in ("sam_masks", "prompts_cls_train", "cams_coarse_dump")
+        for p in (wd.path / "results/demo/store" / stage).rglob("*") if p.is_file()
+    }
+    _set(wd, DEMO_PRESET_END, DEMO_PRESET_END.replace("    segmenter:", "    seeds_coarse:\n      gamma: 0.3\n    segmenter:"))
+    wd.snakemake("--cores", "2", "results/demo/seeds")
+    after = os.readlink(wd.path / "results/demo/seeds")
+    assert after != before
+    old, new = wd.path / "results/demo" / before, wd.path / "results/demo" / after
+    changed = sum(
+        int((np.asarray(Image.open(old / p.name)) != np.asarray(Image.open(p))).sum()) for p in new.glob("*.png")
+    )
+    assert len(list(old.glob("*.png"))) == len(list(new.glob("*.png"))) == 24 and changed > 0
+    assert {p: p.stat().st_mtime_ns for p in untouched} == untouched
+
+
+@pytest.mark.slow
+def test_kill_during_seeding_then_recover(demo_run, tmp_path):
+    edit = DEMO_PRESET_END.replace("    segmenter:", "    seeds_fine:\n      gamma: 0.75\n    segmenter:")
+    reference = demo_run.copy(tmp_path / "ref")
+    _set(reference, DEMO_PRESET_END, edit)
+    reference.snakemake("--cores", "2", "results/demo/seeds")
+
+    wd = demo_run.copy(tmp_path / "wd")
+    _set(wd, DEMO_PRESET_END, edit)
+    proc = subprocess.Popen(
+        [str(BIN / "snakemake"), "-s", str(ROOT / "Snakefile"), "--cores", "2", "results/demo/seeds"],
+        cwd=wd.path, env={**os.environ, "FMWSSS_TEST_STALL": "seeds_fine:3"},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    try:
+        stalled_log = _wait_for("stalled after 3", wd.path / "results/demo/logs/seeds_fine", timeout=300)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    wd.snakemake("--unlock", "--cores", "1")
+    wd.snakemake("--cores", "all", "--rerun-incomplete", "results/demo/seeds")
+    lines = [ln for ln in stalled_log.read_text().splitlines() if "seeds_fine: image" in ln]
+    assert lines and "image 4/8" in lines[0] and len(lines) == 5, lines
+    got, ref = wd.path / "results/demo/seeds", reference.path / "results/demo/seeds"
+    assert os.readlink(got) == os.readlink(ref)
+    for png in ref.glob("*.png"):
+        assert (got / png.name).read_bytes() == png.read_bytes(), png.name

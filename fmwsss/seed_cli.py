@@ -1,0 +1,130 @@
+"""``fmwsss seed IMAGE --tags cat,person -o out.png``: the fine chain for one image, without Snakemake.
+
+``register(subparsers)`` adds the subcommand to the top-level ``fmwsss`` parser and sets
+``args.func(args) -> int``.
+Errors are raised (missing weights or files, unknown tags, bad config) for ``fmwsss.cli.main`` to report.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+ZERO_SHOT_WARNING = (
+    "fmwsss seed: warning: no trained prompts given (--prompts or --run): using zero-shot CLIP-ES prompts, "
+    "which give coarser seeds than the method's trained segmentation prompts"
+)
+
+
+def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add the ``seed`` subcommand to ``subparsers``; return its parser."""
+    parser = subparsers.add_parser(
+        "seed", help="pseudo label for one tagged image (SAM masks -> CAMs -> CAA -> SAMS), no Snakemake",
+        description=(
+            "Run the fine chain on one image with a dataset's settings: SAM masks, CAMs from trained segmentation "
+            "prompts (--prompts or --run; zero-shot CLIP-ES prompts without either), fine CAA, SAMS. Writes a "
+            "VOC-palette PNG whose values are the class ids (0 = background)."
+        ),
+    )
+    parser.add_argument("image", type=Path, help="the image file")
+    parser.add_argument("--tags", required=True,
+                        help="comma-separated class names present in the image, e.g. cat,person")
+    parser.add_argument("-o", "--output", type=Path, required=True,
+                        help="seed PNG to write (mode P, values 0..C)")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--prompts", type=Path, help="a trained segmentation prompts.pt")
+    source.add_argument("--run", type=Path,
+                        help="a pipeline results folder (results/<dataset>): use its current segmentation prompts")
+    parser.add_argument("--config", default="config.yaml", help="config file (default: %(default)s)")
+    parser.add_argument("--dataset", default=None,
+                        help="dataset whose settings and classes to use (default: the --run folder's name, else demo)")
+    parser.add_argument("--overlay", type=Path, help="also write the image blended with the coloured labels (PNG)")
+    parser.add_argument("--device", default="auto", help="torch device; auto = cuda when present (default: auto)")
+    parser.set_defaults(func=run_seed)
+    return parser
+
+
+def parse_tags(text: str) -> list[str]:
+    """Comma-separated tag names, stripped, empty entries dropped."""
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def run_prompts(run: Path, config, dataset: str) -> Path:
+    """``run/store/prompts_seg_train/<current key>/prompts.pt``; FileNotFoundError says how to make it."""
+    from fmwsss.pipeline.plan import Plan
+
+    key = Plan(config).key(dataset, "prompts_seg_train")
+    path = run / "store" / "prompts_seg_train" / key / "prompts.pt"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path}: no segmentation prompts for dataset {dataset!r} with the current {config.where} "
+            f"(key {key}); train them with the pipeline (snakemake --cores all results/{dataset}/seeds) "
+            f"or pass --prompts FILE"
+        )
+    return path
+
+
+def run_seed(args: argparse.Namespace) -> int:
+    """The ``seed`` command: validate everything cheap first, then load the models and run the chain."""
+    from fmwsss.data.images import load_rgb
+    from fmwsss.data.palette import palette_for, save_label_png
+    from fmwsss.pipeline.config import Config
+    from fmwsss.seeding.argmax import resolve_device
+    from fmwsss.single_image import FineChain, class_ids, dataset_class_names, zero_shot_marker
+
+    config = Config.from_file(args.config)
+    dataset = args.dataset or (args.run.resolve().name if args.run else "demo")
+    settings = config.settings(dataset)
+    class_names = dataset_class_names(config, dataset)
+    classes = class_ids(parse_tags(args.tags), class_names)
+    rgb = load_rgb(args.image)
+    prompts = args.prompts or (run_prompts(args.run, config, dataset) if args.run else None)
+    if prompts is not None and not prompts.is_file():
+        raise FileNotFoundError(f"prompts file not found: {prompts}")
+    if prompts is None:
+        print(ZERO_SHOT_WARNING, file=sys.stderr)
+    elif zero_shot_marker(prompts):
+        print(f"fmwsss seed: note: {prompts} holds no trained prompts (prompts_seg mode zero_shot): "
+              f"zero-shot CLIP-ES prompts are used", file=sys.stderr)
+    tiny = [n for n in settings["models"].values() if n.startswith("tiny_")]
+    if tiny:
+        print(f"fmwsss seed: note: {', '.join(tiny)} are random test models; the seed shows the plumbing, "
+              f"not the method's quality", file=sys.stderr)
+
+    runtime = config.runtime
+    chain = FineChain.load(settings, class_names, prompts, resolve_device(args.device),
+                           points_per_batch=runtime["sam_points_per_batch"], rsw_chunk=runtime["rsw_chunk"])
+    result = chain.run(rgb, classes)
+    palette = palette_for(len(class_names))
+    save_label_png(args.output, result.seed, palette)
+    if args.overlay:
+        write_overlay(args.overlay, rgb, result.seed, palette)
+    print(summary_line(args.image.name, result, class_names, args.output, args.overlay))
+    return 0
+
+
+def write_overlay(path: Path, rgb, seed, palette: list[int]) -> None:
+    """The image blended with its coloured labels, as an RGB PNG written atomically."""
+    import io
+
+    from PIL import Image
+
+    from fmwsss.io.atomic import atomic_write_bytes
+    from fmwsss.single_image import overlay
+
+    buf = io.BytesIO()
+    Image.fromarray(overlay(rgb, seed, palette)).save(buf, format="PNG")
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def summary_line(name: str, result, class_names, output: Path, overlay_path: Path | None) -> str:
+    """One line: how many tagged classes made it into the seed, each one's pixel share, and the files."""
+    from fmwsss.single_image import label_fractions
+
+    fractions = label_fractions(result.seed, [0, *result.classes.tolist()])
+    shares = [f"{class_names[c - 1]} {100 * f:.1f}%" for c, f in fractions.items() if c]
+    shares.append(f"background {100 * fractions[0]:.1f}%")
+    found = sum(1 for c, f in fractions.items() if c and f > 0)
+    masks = f", {len(result.masks)} SAM masks" if result.masks is not None else ""
+    files = f" -> {output}" + (f" (overlay {overlay_path})" if overlay_path else "")
+    return f"{name}: {found}/{len(result.classes)} tagged classes found{masks}: {', '.join(shares)}{files}"

@@ -1,0 +1,184 @@
+"""The fine chain for one tagged image, in memory: SAM masks -> CAMs -> fine CAA -> SAMS seed (method §3, §8, §10).
+
+What ``fmwsss seed`` runs without Snakemake or a store: the same library calls as the ``sam_masks``,
+``cams_fine_dump`` and ``seeds_fine`` stages, with the dataset's settings from ``config.yaml``, for a quick look
+at what the method makes of one image. Nothing is cached, so every call pays SAM's encoder and CLIP's forward
+and backward once. The CAMs come from trained segmentation prompts (a ``prompts.pt`` file) or, without one, from
+CLIP-ES's zero-shot prompts, which give coarser seeds than the method's.
+
+:class:`FineChain` holds the loaded models (``load`` does the file I/O, weights through the registry's
+``require_local``); :meth:`FineChain.run` is the pure per-image computation.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from fmwsss.cams.caa import CaaSettings, refine
+from fmwsss.cams.clip_wrapper import ClipCam, preprocess_native
+from fmwsss.cams.gradcam import softmax_gradcam
+from fmwsss.pipeline.stage_settings import caa_settings
+from fmwsss.sam.generator import RESULT_SETTINGS, LeveledMaskGenerator
+from fmwsss.sam.types import ImageMasks
+
+
+class TagError(ValueError):
+    """An image tag that is not one of the dataset's class names; the message lists the valid ones."""
+
+
+def dataset_class_names(config, dataset: str) -> tuple[str, ...]:
+    """Foreground class names of ``dataset`` in ``config`` (a :class:`fmwsss.pipeline.config.Config`).
+
+    VOC, demo and COCO have fixed lists, so their data folder need not exist; a custom dataset is opened (its
+    class file is under its root) and any failure names the file.
+    """
+    from fmwsss.data import COCO_CLASS_NAMES, VOC_CLASS_NAMES, open_dataset
+    from fmwsss.pipeline.config import ConfigError
+
+    config.settings(dataset)  # raises ConfigError listing the known datasets
+    entry = config.datasets[dataset]
+    fixed = {"voc": VOC_CLASS_NAMES, "demo": VOC_CLASS_NAMES, "coco": COCO_CLASS_NAMES}
+    if entry["type"] in fixed:
+        return fixed[entry["type"]]
+    if entry["root"] is None:
+        raise ConfigError(f"{config.where}: datasets.{dataset}.root is not set; its class list lives under it")
+    return open_dataset(entry["type"], Path(entry["root"]), name=dataset, **entry["options"]).class_names
+
+
+def class_ids(tags: Sequence[str], class_names: Sequence[str]) -> np.ndarray:
+    """Sorted unique class ids (1..C) of the tag names; :class:`TagError` lists the valid names."""
+    index = {name: i + 1 for i, name in enumerate(class_names)}
+    unknown = [t for t in tags if t not in index]
+    if unknown:
+        raise TagError(f"unknown tag {unknown[0]!r}; valid tags are the dataset's classes: {', '.join(class_names)}")
+    if not tags:
+        raise TagError(f"no tags given; name at least one of: {', '.join(class_names)}")
+    return np.array(sorted({index[t] for t in tags}), dtype=np.int64)
+
+
+def zero_shot_marker(path: str | os.PathLike) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+    """(fg, bg) prompt words when ``path`` is the marker a ``zero_shot``-mode prompt stage writes instead of a
+    trained learner, else None. ``ValueError`` naming the file when it is not a torch file at all."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises several types; re-raised naming the file
+        raise ValueError(f"cannot load prompts from {path}: {exc}") from exc
+    if isinstance(state, dict) and state.get("mode") == "zero_shot":
+        return tuple(state["fg_names"]), tuple(state["bg_names"])
+    return None
+
+
+def build_text_head(clip_cam: ClipCam, prompts: str | os.PathLike | None, settings: dict,
+                    class_names: Sequence[str]) -> nn.Module:
+    """The text side: the learner saved in ``prompts`` (its layout is in the file), or CLIP-ES zero-shot prompts
+    when ``prompts`` is None (words from the ``classes`` section) or a zero-shot marker (words from the file)."""
+    from fmwsss.pipeline.stage_settings import prompt_names
+    from fmwsss.prompts.learners import ZeroShotPrompts, load_prompts
+
+    if prompts is None:
+        return ZeroShotPrompts(clip_cam, *prompt_names(settings, tuple(class_names)))
+    marker = zero_shot_marker(prompts)
+    head = ZeroShotPrompts(clip_cam, *marker) if marker else load_prompts(prompts, clip_cam)
+    if head.n_fg != len(class_names):
+        raise ValueError(f"{prompts}: prompts for {head.n_fg} foreground classes, the dataset has {len(class_names)}")
+    return head
+
+
+@dataclass
+class SeedResult:
+    """One image's fine seed and what it was made from."""
+
+    seed: np.ndarray  # uint8 (H, W): 0 background, else a class id of ``classes``
+    classes: np.ndarray  # int64 (P,) the tagged class ids, ascending
+    cams: np.ndarray  # float32 (P, h, w) CAA-refined CAMs (raw when CAA is off) at patch resolution
+    masks: ImageMasks | None  # the SAM masks (None for the argmax method, which needs none)
+
+
+@dataclass
+class FineChain:
+    """Loaded models plus the fine-stage settings; ``run`` seeds one image."""
+
+    clip_cam: ClipCam
+    text: torch.Tensor  # (K, E) text features, fg first
+    n_fg: int
+    generator: LeveledMaskGenerator | None
+    caa: CaaSettings | None
+    seeds: dict  # the ``seeds_fine`` section
+    device: torch.device
+
+    @classmethod
+    def load(cls, settings: dict, class_names: Sequence[str], prompts: str | os.PathLike | None,
+             device: torch.device, points_per_batch: int = 64, rsw_chunk: int = 50) -> "FineChain":
+        """Load CLIP, the prompts and (for SAMS) SAM per ``settings``; missing weights raise the registry's
+        MissingWeightsError naming the file and the fetch command, before anything is loaded.
+
+        ``points_per_batch`` and ``rsw_chunk`` (config ``runtime``) trade memory for speed only.
+        """
+        from fmwsss.models.clip import load_clip
+        from fmwsss.models.sam import load_sam
+        from fmwsss.models.weights import get_weight, require_local
+
+        models = settings["models"]
+        use_sams = settings["seeds_fine"]["method"] == "sams"
+        clip_path = require_local(models["clip"])
+        sam_path = require_local(models["sam"]) if use_sams else None
+        caa_section = settings["cams_fine"]["caa"]
+        clip_cam = ClipCam(load_clip(clip_path, device), n_attn_layers=int(caa_section["last_n_layers"]))
+        head = build_text_head(clip_cam, prompts, settings, class_names).to(device)
+        with torch.no_grad():
+            text = head.text_features(clip_cam).detach()
+        generator = None
+        if sam_path is not None:
+            sam = load_sam(sam_path, get_weight(models["sam"]).arch, device)
+            sam_settings = {k: settings["sam"][k] for k in RESULT_SETTINGS}
+            generator = LeveledMaskGenerator(sam, **sam_settings, points_per_batch=points_per_batch,
+                                             rsw_chunk=rsw_chunk)
+        return cls(clip_cam, text, head.n_fg, generator, caa_settings(caa_section), settings["seeds_fine"], device)
+
+    def cams(self, rgb: np.ndarray, classes: np.ndarray) -> torch.Tensor:
+        """Softmax-Grad-CAMs of the tagged classes at native resolution, CAA-refined when enabled: (P, h, w)."""
+        x = preprocess_native(rgb, self.clip_cam.patch_size)[None].to(self.device)
+        present = torch.zeros(1, self.n_fg, dtype=torch.bool, device=self.device)
+        present[0, torch.as_tensor(classes - 1, device=self.device)] = True
+        with torch.enable_grad():
+            out = self.clip_cam.encode_image(x, need_attn=self.caa is not None)
+            logits = self.clip_cam.logits(out.feat, self.text)
+            cams = softmax_gradcam(out.act, logits, present, out.grid).cams.detach()
+        return cams if self.caa is None else refine(cams, out.attn[0], self.caa)
+
+    def run(self, rgb: np.ndarray, classes: np.ndarray) -> SeedResult:
+        """Seed ``rgb`` (uint8 (H, W, 3)) for the tagged ``classes`` (ids 1..C)."""
+        from fmwsss.seeding import argmax_seed, sams_seed
+
+        classes = np.asarray(classes, dtype=np.int64)
+        if classes.size == 0 or classes.min() < 1 or classes.max() > self.n_fg:
+            raise ValueError(f"tags {classes.tolist()} must be class ids in 1..{self.n_fg}")
+        cams = self.cams(rgb, classes).float().cpu().numpy()
+        size = rgb.shape[:2]
+        if self.generator is None:
+            seed = argmax_seed(cams, classes, size, self.seeds["argmax_bg_power"], self.device)
+            return SeedResult(seed, classes, cams, None)
+        masks = self.generator.generate(rgb)
+        seed, _ = sams_seed(masks.masks, masks.level, cams, classes, size, self.seeds["gamma"], self.device)
+        return SeedResult(seed, classes, cams, masks)
+
+
+def label_fractions(seed: np.ndarray, labels: Sequence[int]) -> dict[int, float]:
+    """Fraction of the seed's pixels carrying each of ``labels``."""
+    counts = np.bincount(seed.reshape(-1), minlength=256)
+    return {int(lb): float(counts[lb]) / seed.size for lb in labels}
+
+
+def overlay(rgb: np.ndarray, seed: np.ndarray, palette: Sequence[int], alpha: float = 0.5) -> np.ndarray:
+    """uint8 (H, W, 3): the image with each labelled pixel blended ``alpha`` towards its palette colour;
+    background (0) and void (255) pixels are left as they are."""
+    colours = np.asarray(palette, dtype=np.float32).reshape(256, 3)[seed]
+    blend = (1 - alpha) * rgb.astype(np.float32) + alpha * colours
+    labelled = ((seed > 0) & (seed < 255))[..., None]
+    return np.where(labelled, np.rint(blend), rgb).astype(np.uint8)
