@@ -25,14 +25,23 @@ data/voc_sample/labels.json: | $(BIN)/fmwsss
 
 data: data/voc_sample/labels.json  ## fetch the 24-image VOC demo sample into data/ (git-ignored)
 
+DEMO_IMAGE ?= 2007_000032
+
 demo: data  ## the pipeline on the VOC demo images with TINY RANDOM TEST WEIGHTS (not a real result)
-	@echo "== make demo: tiny random-weight test models, 24 VOC demo images. For real results: make demo-pretrained =="
+	@echo "== make demo: TINY RANDOM-WEIGHT test models on the 24 VOC demo images: this shows the mechanics, not the"
+	@echo "== quality of the method (mIoU is near chance). For real results: make demo-pretrained"
 	$(BIN)/snakemake --cores $(CORES) results/demo/seeds
+	$(BIN)/fmwsss overlay data/voc_sample/JPEGImages/$(DEMO_IMAGE).jpg results/demo/seeds/$(DEMO_IMAGE).png -o results/demo/overlay_$(DEMO_IMAGE).png
 	$(BIN)/fmwsss status demo
+	@echo "== seeds (pseudo labels, VOC-palette PNGs): results/demo/seeds/"
+	@echo "== metrics against the ground truth: results/demo/seeds/metrics.json (also results/demo/cams_*/metrics.json)"
+	@echo "== an overlay picture: results/demo/overlay_$(DEMO_IMAGE).png"
 
 demo-pretrained: data  ## the same with the real CLIP ViT-B/16 and SAM ViT-H weights (downloads them once)
 	$(BIN)/snakemake --cores $(CORES) results/demo_pretrained/seeds
+	$(BIN)/fmwsss overlay data/voc_sample/JPEGImages/$(DEMO_IMAGE).jpg results/demo_pretrained/seeds/$(DEMO_IMAGE).png -o results/demo_pretrained/overlay_$(DEMO_IMAGE).png
 	$(BIN)/fmwsss status demo_pretrained
+	@echo "== seeds: results/demo_pretrained/seeds/, metrics: results/demo_pretrained/seeds/metrics.json"
 
 test: $(BIN)/fmwsss  ## the whole test suite (unit, equivalence, oracle, end-to-end workflow)
 	$(BIN)/python -m pytest -q --durations=15

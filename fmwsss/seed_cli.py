@@ -41,7 +41,28 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument("--overlay", type=Path, help="also write the image blended with the coloured labels (PNG)")
     parser.add_argument("--device", default="auto", help="torch device; auto = cuda when present (default: auto)")
     parser.set_defaults(func=run_seed)
+
+    show = subparsers.add_parser(
+        "overlay", help="blend a label PNG (a seed or a prediction) over its image, for looking at results",
+    )
+    show.add_argument("image", type=Path, help="the image file")
+    show.add_argument("labels", type=Path, help="the label PNG (mode P, values 0..C)")
+    show.add_argument("-o", "--output", type=Path, required=True, help="overlay PNG to write")
+    show.set_defaults(func=run_overlay)
     return parser
+
+
+def run_overlay(args: argparse.Namespace) -> int:
+    """``fmwsss overlay IMAGE LABELS -o OUT``."""
+    from fmwsss.data.images import load_rgb
+    from fmwsss.data.palette import load_label_png, voc_palette
+
+    rgb, labels = load_rgb(args.image), load_label_png(args.labels)
+    if labels.shape != rgb.shape[:2]:
+        raise ValueError(f"{args.labels}: size {labels.shape[::-1]} differs from {args.image} {rgb.shape[1::-1]}")
+    write_overlay(args.output, rgb, labels, voc_palette())
+    print(f"overlay of {args.labels} on {args.image} -> {args.output}")
+    return 0
 
 
 def parse_tags(text: str) -> list[str]:

@@ -81,11 +81,11 @@ def dump_cams(items: Sequence[tuple[str, str | os.PathLike, Sequence[int]]], cli
             present[0, torch.as_tensor(classes - 1, device=device)] = True
             cams = softmax_gradcam(out.act, clip_cam.logits(out.feat, text), present, out.grid).cams.detach()
             refined = refine(cams, out.attn[0], caa) if caa else cams
-            writer.write(image_id, cams.cpu().numpy(), refined.cpu().numpy(), classes,
+            writer.write_cams(image_id, cams.cpu().numpy(), refined.cpu().numpy(), classes,
                          rgb.shape[0], rgb.shape[1], clip_cam.patch_size)
             committed += 1
             maybe_stall(stage, committed)
-        final = writer.finish()
+        final = writer.finish([it[0] for it in items])
     finally:
         writer.close()
     log(f"[{stage}] wrote {final} ({committed} images)")

@@ -20,11 +20,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-TMP_PREFIX = ".partial-"
+from fmwsss.io.shards import GroupShardWriter, ShardError
 
-
-class CamShardError(RuntimeError):
-    """A CAM shard is incomplete, missing or lacks an image."""
+CamShardError = ShardError
 
 
 @dataclass
@@ -45,48 +43,15 @@ class CamRecord:
         return F.interpolate(cam[None], size=size, mode="bilinear", align_corners=False)[0].numpy()
 
 
-class CamShardWriter:
+class CamShardWriter(GroupShardWriter):
     """Append images to ``partial_path``; ``finish`` marks it complete and renames it to ``final_path``."""
 
-    def __init__(self, partial_path: str | os.PathLike, final_path: str | os.PathLike, settings: dict):
-        self.partial_path, self.final_path = Path(partial_path), Path(final_path)
-        self.partial_path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self._file = h5py.File(self.partial_path, "a")
-        except OSError:  # a kill during an HDF5 metadata write: the partial file is unreadable, start over
-            self.partial_path.unlink()
-            self._file = h5py.File(self.partial_path, "a")
-        for name in [k for k in self._file if k.startswith(TMP_PREFIX)]:
-            del self._file[name]
-        self._file.attrs["settings"] = json.dumps(settings, sort_keys=True)
-
-    @property
-    def done(self) -> set[str]:
-        return set(self._file.keys())
-
-    def write(self, image_id: str, cam_raw: np.ndarray, cam_caa: np.ndarray, classes: np.ndarray,
-              height: int, width: int, stride: int) -> None:
-        """Commit one image (overwrites nothing: an id already present is an error)."""
-        if image_id in self._file:
-            raise CamShardError(f"{self.partial_path}: image {image_id!r} already written")
-        tmp = TMP_PREFIX + image_id
-        grp = self._file.create_group(tmp)
-        grp.create_dataset("cam_raw", data=np.asarray(cam_raw, np.float16))
-        grp.create_dataset("cam_caa", data=np.asarray(cam_caa, np.float16))
-        grp.create_dataset("classes", data=np.asarray(classes, np.int16))
-        grp.attrs.update(height=int(height), width=int(width), stride=int(stride))
-        self._file.move(tmp, image_id)
-        self._file.flush()
-
-    def finish(self) -> Path:
-        self._file.attrs["complete"] = True
-        self._file.close()
-        os.replace(self.partial_path, self.final_path)
-        return self.final_path
-
-    def close(self) -> None:
-        if self._file.id.valid:
-            self._file.close()
+    def write_cams(self, image_id: str, cam_raw: np.ndarray, cam_caa: np.ndarray, classes: np.ndarray,
+                   height: int, width: int, stride: int) -> None:
+        """Commit one image (an id already present is an error)."""
+        datasets = {"cam_raw": np.asarray(cam_raw, np.float16), "cam_caa": np.asarray(cam_caa, np.float16),
+                    "classes": np.asarray(classes, np.int16)}
+        self.write(image_id, datasets, {"height": int(height), "width": int(width), "stride": int(stride)})
 
 
 class CamShardReader:

@@ -11,7 +11,11 @@ if TYPE_CHECKING:
 COMPLETE_ATTR = "complete"
 
 
-class IncompleteShardError(RuntimeError):
+class ShardError(RuntimeError):
+    """A shard file is missing, incomplete, or lacks or repeats an image."""
+
+
+class IncompleteShardError(ShardError):
     """A shard file exists but was not finished (a killed job, or a file from elsewhere)."""
 
 
@@ -61,7 +65,7 @@ class GroupShardWriter:
 
     def write(self, image_id: str, datasets: dict[str, "np.ndarray"], attrs: dict, compression: str | None = None):
         if image_id in self._file:
-            raise ValueError(f"{self.partial_path}: image {image_id!r} already written")
+            raise ShardError(f"{self.partial_path}: image {image_id!r} already written")
         grp = self._file.create_group(_TMP_PREFIX + image_id)
         for name, data in datasets.items():
             grp.create_dataset(name, data=data, compression=compression)
@@ -72,7 +76,7 @@ class GroupShardWriter:
     def finish(self, expected_ids: list[str]) -> Path:
         missing = sorted(set(expected_ids) - self.done)
         if missing:
-            raise ValueError(f"{self.partial_path}: cannot finish, images missing: {missing[:5]}")
+            raise ShardError(f"{self.partial_path}: cannot finish, images missing: {missing[:5]}")
         self._file.attrs[COMPLETE_ATTR] = True
         self._file.close()
         os.replace(self.partial_path, self.final_path)

@@ -30,15 +30,15 @@ def _run(items, clip, prompts, tmp, load_rgb, caa=COARSE, stage="cams_coarse_dum
 def test_shard_roundtrip_upsample_and_refuses_incomplete(tmp_path):
     writer = CamShardWriter(tmp_path / "p.h5", tmp_path / "f.h5", {"k": 1})
     cam = np.arange(12, dtype=np.float32).reshape(1, 3, 4)
-    writer.write("a", cam, cam * 2, np.array([7]), 48, 64, 16)
+    writer.write_cams("a", cam, cam * 2, np.array([7]), 48, 64, 16)
     with pytest.raises(CamShardError, match="already written"):
-        writer.write("a", cam, cam, np.array([7]), 48, 64, 16)
+        writer.write_cams("a", cam, cam, np.array([7]), 48, 64, 16)
     writer.close()
     with pytest.raises(CamShardError, match="p.h5 is incomplete"):
         CamShardReader(tmp_path / "p.h5")
     writer = CamShardWriter(tmp_path / "p.h5", tmp_path / "f.h5", {"k": 1})
     assert writer.done == {"a"}
-    final = writer.finish()
+    final = writer.finish(["a"])
     assert not (tmp_path / "p.h5").exists()
     with CamShardReader(final) as reader:
         rec = reader.read("a")

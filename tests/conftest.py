@@ -1,18 +1,16 @@
-"""Fixtures for the CAM tests: a tiny OpenAI-format CLIP and the shared VOC sample."""
+"""Shared fixtures: a tiny OpenAI-format CLIP and the real VOC demo sample (read from ../shared/data)."""
 from __future__ import annotations
 
 import json
 import os
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
 
 def _shared_data() -> Path:
     env = os.environ.get("FMWSSS_SHARED_DATA")
-    return Path(env) if env else Path(__file__).resolve().parents[3] / "shared" / "data"
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 @pytest.fixture(scope="session")
@@ -47,5 +45,7 @@ def voc_items(voc_sample) -> list[tuple[str, Path, list[int]]]:
 
 @pytest.fixture(scope="session")
 def load_rgb():
-    """Stand-in for fmwsss.data.images.load_rgb while that module is being written."""
-    return lambda path: np.asarray(Image.open(path).convert("RGB"))
+    """The image loader every stage uses."""
+    from fmwsss.data.images import load_rgb
+
+    return load_rgb
