@@ -1,13 +1,23 @@
 """Benchmark: vectorised SAMS (``fmwsss.seeding.sams_seed``) vs a straightforward per-mask Python loop.
 
-Inputs are realistic in size: the 24 real VOC demo images' sizes and tags, ~60 synthetic masks per image at
-3 levels (GT class regions as "whole" masks, random boxes as "part", random blobs as "sub-part"; there are
-no real SAM masks yet) and CAMs as random smooth fields at patch resolution ``ceil(H/16) x ceil(W/16)``.
-Both implementations start from the on-disk form (bit-packed masks), so the loop pays the unpack it needs.
-Asserts identical seeds and labels, prints per-image times and the ratio. Runs on one CPU thread (fair on
-a shared machine) unless ``--device cuda``.
+Two input sets, each timed per image (best of ``--repeat``) with identical seeds and labels asserted:
 
-    .venv/bin/python benchmarks/bench_sams.py [--data ../shared/data/voc_sample] [--device cpu] [--repeat 3]
+- real: if a finished demo run exists under ``--store`` (``results/demo/store``), the tiny-SAM masks of
+  ``sam_masks/<key>/shard-*.h5`` and the refined CAMs of ``cams_fine_dump/<key>/shard-*.h5`` that the
+  ``seeds_fine`` variant was made from (keys from its ``spec.json``), with its gamma. Both implementations
+  start from what ``SamShardReader.read`` returns (bool masks), as the pipeline does. The vectorised seeds
+  are also compared with the stored ``seeds_fine`` PNGs (reported, not asserted: with the tiny random CLIP
+  some CAMs are constant per class, and SAMS's min-max normalisations then amplify float rounding of the
+  bilinear resize, which depends on the thread count the run used).
+- synthetic: the 24 real VOC demo images' sizes and tags, 60 masks per image at 3 levels (GT class regions
+  as "whole" masks, random boxes as "part", random blobs as "sub-part") and CAMs as random smooth fields at
+  patch resolution ``ceil(H/16) x ceil(W/16)``; both start from bit-packed masks (the loop pays its unpack).
+
+It also prints the store's size per image (seed PNGs, SAM mask shards, CAM shards). Runs on one CPU thread
+(fair on a shared machine) unless ``--device cuda``.
+
+    .venv/bin/python benchmarks/bench_sams.py [--data ../shared/data/voc_sample] [--store results/demo/store]
+                                              [--device cpu] [--repeat 3]
 """
 from __future__ import annotations
 
@@ -23,10 +33,13 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from fmwsss.cams.shards import CamShardReader
+from fmwsss.sam.shards import SamShardReader
 from fmwsss.seeding import sams_seed
 
 EPS = 1e-7
-DEFAULT_DATA = Path(os.environ.get("FMWSSS_SHARED_DATA", Path(__file__).resolve().parents[1] / "../shared/data"))
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = Path(os.environ.get("FMWSSS_SHARED_DATA", ROOT / "../shared/data"))
 
 
 def sams_loop(masks: np.ndarray, levels: np.ndarray, cams: np.ndarray, classes: np.ndarray, gamma: float):
@@ -86,40 +99,107 @@ def synth_cams(n_classes: int, height: int, width: int, rng: np.random.Generator
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA / "voc_sample")
+    parser.add_argument("--store", type=Path, default=ROOT / "results" / "demo" / "store")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeat", type=int, default=3, help="best of this many runs per image and method")
-    parser.add_argument("--gamma", type=float, default=0.7)
+    parser.add_argument("--gamma", type=float, default=0.7, help="for the synthetic set (real: the run's gamma)")
     args = parser.parse_args()
     if args.device == "cpu":
         torch.set_num_threads(1)
-    tags = json.loads((args.data / "labels.json").read_text())
+    fine = _finished_variant(args.store / "seeds_fine")
+    if fine is None:
+        print(f"no finished demo run under {args.store}: real-input benchmark and storage figures skipped")
+    else:
+        _storage(args.store, fine)
+        _bench("real tiny-SAM masks + fine CAMs", _real_cases(args.store, fine), args)
+    _bench("synthetic masks + CAMs", _synthetic_cases(args.data, args.gamma), args)
+
+
+def _finished_variant(stage_dir: Path) -> Path | None:
+    """The newest finished variant folder of a stage (has spec.json, not a ``.partial`` scratch folder)."""
+    done = [d for d in stage_dir.glob("*") if d.is_dir() and not d.name.startswith(".") and (d / "spec.json").exists()]
+    return max(done, key=lambda d: d.stat().st_mtime) if done else None
+
+
+def _storage(store: Path, fine: Path) -> None:
+    """Bytes per image of the seed PNGs and of the shards the fine seeds were made from."""
+    upstream = json.loads((fine / "spec.json").read_text())["upstream"]
+    coarse = _finished_variant(store / "seeds_coarse")
+    groups = {
+        "seeds_fine PNGs": sorted(fine.glob("*.png")),
+        "seeds_coarse PNGs": sorted(coarse.glob("*.png")) if coarse else [],
+        "sam_masks shards": sorted((store / "sam_masks" / upstream["sam_masks"]).glob("shard-*.h5")),
+        "cams_fine_dump shards": sorted((store / "cams_fine_dump" / upstream["cams_fine_dump"]).glob("shard-*.h5")),
+    }
+    n_images = len(groups["seeds_fine PNGs"])
+    print(f"storage on the demo set ({n_images} images, {store}):")
+    for name, files in groups.items():
+        total = sum(f.stat().st_size for f in files)
+        print(f"  {name:<22} {len(files):>3} files {total / 1024:>8.1f} KiB  {total / max(n_images, 1):>9.0f} B/image")
+
+
+def _real_cases(store: Path, fine: Path):
+    """(image id, masks as SamShardReader returns them, levels, CAMs, classes, gamma, stored seed)."""
+    spec = json.loads((fine / "spec.json").read_text())
+    gamma = float(spec["settings"]["seeds_fine"]["gamma"])
+    sam_dir = store / "sam_masks" / spec["upstream"]["sam_masks"]
+    cam_dir = store / "cams_fine_dump" / spec["upstream"]["cams_fine_dump"]
+    for sam_path in sorted(sam_dir.glob("shard-*.h5")):
+        with SamShardReader(sam_path) as sam, CamShardReader(cam_dir / sam_path.name) as cams:
+            for image_id in sam.ids():
+                masks, cam = sam.read(image_id), cams.read(image_id)
+                stored = np.array(Image.open(fine / f"{image_id}.png"))
+                yield image_id, masks.masks, masks.level, cam.cam_caa, cam.classes, gamma, stored
+
+
+def _synthetic_cases(data: Path, gamma: float):
+    """Synthetic masks (bit-packed, as on disk) and smooth random CAMs on the real images' sizes and tags."""
+    tags = json.loads((data / "labels.json").read_text())
     rng = np.random.default_rng(0)
-    total_vec = total_loop = 0.0
-    print(f"{'image':<13} {'HxW':>9} {'N':>3} {'P':>2} {'loop ms':>8} {'vec ms':>7} {'ratio':>6}")
     for image_id, classes in sorted(tags.items()):
-        gt = np.array(Image.open(args.data / "SegmentationClass" / f"{image_id}.png"))
-        height, width = gt.shape
+        gt = np.array(Image.open(data / "SegmentationClass" / f"{image_id}.png"))
         masks, levels = synth_masks(gt, rng)
-        cams = synth_cams(len(classes), height, width, rng)
-        packed = np.packbits(masks.reshape(len(masks), -1), axis=1)
-        classes = np.array(classes)
+        cams = synth_cams(len(classes), *gt.shape, rng)
+        yield image_id, np.packbits(masks.reshape(len(masks), -1), axis=1), levels, cams, np.array(classes), gamma, None
+
+
+def _bench(title: str, cases, args) -> None:
+    print(f"\n{title}\n{'image':<13} {'HxW':>9} {'N':>3} {'P':>2} {'loop ms':>8} {'vec ms':>7} {'ratio':>6}")
+    total_vec = total_loop = 0.0
+    n_images, mismatches = 0, []
+    for image_id, masks, levels, cams, classes, gamma, stored in cases:
+        height, width = stored.shape if stored is not None else (None, None)
+        if stored is None:
+            height, width = _size_of(image_id, args.data)
 
         def run_vec():
-            return sams_seed(packed, levels, cams, classes, (height, width), args.gamma, device=args.device)
+            return sams_seed(masks, levels, cams, classes, (height, width), gamma, device=args.device)
 
         def run_loop():
-            unpacked = np.unpackbits(packed, axis=1, count=height * width).reshape(-1, height, width).view(bool)
-            return sams_loop(unpacked, levels, cams, classes, args.gamma)
+            unpacked = masks
+            if masks.dtype == np.uint8:
+                unpacked = np.unpackbits(masks, axis=1, count=height * width).reshape(-1, height, width).view(bool)
+            return sams_loop(unpacked, levels, cams, classes, gamma)
 
         t_vec, (seed_vec, info) = _best_time(run_vec, args.repeat, args.device)
         t_loop, (seed_loop, labels_loop) = _best_time(run_loop, args.repeat, "cpu")
         assert np.array_equal(info.label, labels_loop), f"{image_id}: mask labels differ"
         assert np.array_equal(seed_vec, seed_loop), f"{image_id}: seeds differ"
-        total_vec, total_loop = total_vec + t_vec, total_loop + t_loop
+        if stored is not None and not np.array_equal(seed_vec, stored):
+            flat = np.ptp(cams.reshape(len(cams), -1), axis=1) == 0
+            mismatches.append(f"{image_id}{' (a constant CAM)' if flat.any() else ''}")
+        total_vec, total_loop, n_images = total_vec + t_vec, total_loop + t_loop, n_images + 1
         print(f"{image_id:<13} {height:>4}x{width:<4} {len(masks):>3} {len(classes):>2} "
               f"{t_loop * 1e3:>8.1f} {t_vec * 1e3:>7.2f} {t_loop / t_vec:>5.1f}x")
     print(f"total: loop {total_loop * 1e3:.0f} ms, vectorised {total_vec * 1e3:.0f} ms "
-          f"on {args.device} -> {total_loop / total_vec:.1f}x (identical seeds on all {len(tags)} images)")
+          f"on {args.device} -> {total_loop / total_vec:.1f}x (identical seeds on all {n_images} images)")
+    if mismatches:
+        print(f"differs from the stored seed PNG on {len(mismatches)}/{n_images}: {', '.join(mismatches)}")
+
+
+def _size_of(image_id: str, data: Path) -> tuple[int, int]:
+    with Image.open(data / "SegmentationClass" / f"{image_id}.png") as png:
+        return png.height, png.width
 
 
 def _best_time(fn, repeat: int, device: str):

@@ -50,6 +50,12 @@ def voc() -> dict[str, tuple[np.ndarray, np.ndarray]]:
     return out
 
 
+@pytest.fixture(scope="module")
+def voc8(voc) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Every third image (8 of 24, with 1 to 3 classes each): for the costlier mask sets."""
+    return dict(list(voc.items())[::3])
+
+
 def region_ids(gt: np.ndarray) -> np.ndarray:
     """int64 (H, W): index of the pixel's 8-connected component of its label value; -1 on void (255)."""
     out = np.full(gt.shape, -1, np.int64)
@@ -146,11 +152,11 @@ def test_blurred_rescaled_cams(voc):
     assert miou >= BLURRED_MIOU_MEASURED_BOUND, f"regression: mIoU {miou:.4f} < measured 0.9902"
 
 
-def test_over_segmented_gt_gives_the_gt(voc):
+def test_over_segmented_gt_gives_the_gt(voc8):
     """(c) masks = every GT region cut into Voronoi pieces, random levels 0..2; one-hot CAMs -> the GT."""
     rng = np.random.default_rng(1)
     seeds = {}
-    for image_id, (gt, classes) in voc.items():
+    for image_id, (gt, classes) in voc8.items():
         pieces = over_segment(gt, rng)
         assert len(pieces) > len(gt_regions(gt)), f"{image_id}: over-segmentation made too few pieces"
         seed, _ = sams_seed(pieces, rng.integers(0, 3, len(pieces)), one_hot(gt, classes), classes, gt.shape,
@@ -158,7 +164,7 @@ def test_over_segmented_gt_gives_the_gt(voc):
         valid = gt != 255
         np.testing.assert_array_equal(seed[valid], gt[valid], err_msg=image_id)
         seeds[image_id] = seed
-    assert score(seeds, voc) >= 0.99
+    assert score(seeds, voc8) >= 0.99
 
 
 def noisy_masks(gt: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -175,10 +181,10 @@ def noisy_masks(gt: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, n
     return masks, levels
 
 
-def test_only_tagged_classes_are_painted(voc):
+def test_only_tagged_classes_are_painted(voc8):
     """(d) with only the tagged classes' CAMs, no other class id can appear, whatever the masks and CAMs."""
     rng = np.random.default_rng(2)
-    for image_id, (gt, classes) in voc.items():
+    for image_id, (gt, classes) in voc8.items():
         masks, levels = noisy_masks(gt, rng)
         cams = rng.standard_normal((len(classes), -(-gt.shape[0] // 16), -(-gt.shape[1] // 16))).astype(np.float32)
         seed, info = sams_seed(masks, levels, cams, classes, gt.shape, GAMMA)
@@ -187,7 +193,7 @@ def test_only_tagged_classes_are_painted(voc):
         assert np.isin(info.label, allowed).all(), f"{image_id}: labelled {np.setdiff1d(info.label, allowed)}"
 
 
-def test_strong_untagged_cam_cannot_appear_once_filtered_by_tags(voc):
+def test_strong_untagged_cam_cannot_appear_once_filtered_by_tags(voc8):
     """(d) a strong CAM (x100) of an untagged class on the GT background: the caller drops it by the tags.
 
     Unfiltered it does take over (so the check below is not vacuous); filtered, the seed equals the seed of
@@ -195,7 +201,7 @@ def test_strong_untagged_cam_cannot_appear_once_filtered_by_tags(voc):
     """
     rng = np.random.default_rng(3)
     taken_over = 0
-    for image_id, (gt, classes) in voc.items():
+    for image_id, (gt, classes) in voc8.items():
         masks, levels = noisy_masks(gt, rng)
         cams = one_hot(gt, classes)
         intruder = int(np.setdiff1d(np.arange(1, 21), classes)[0])
@@ -209,4 +215,4 @@ def test_strong_untagged_cam_cannot_appear_once_filtered_by_tags(voc):
         reference, _ = sams_seed(masks, levels, cams, classes, gt.shape, GAMMA)
         assert not (filtered == intruder).any() and not (info.label == intruder).any(), image_id
         np.testing.assert_array_equal(filtered, reference, err_msg=image_id)
-    assert taken_over == len(voc), "unfiltered, the untagged CAM must win the background regions of every image"
+    assert taken_over == len(voc8), "unfiltered, the untagged CAM must win the background regions of every image"
