@@ -7,7 +7,7 @@ CORES ?= all
 # the official VOC2012 trainval tar URL on a machine that is online.
 VOC_SAMPLE_SOURCE ?= ../shared/data/voc_sample
 
-.PHONY: help install data demo demo-pretrained test test-fast lint clean-results
+.PHONY: help install data demo demo-pretrained test test-fast test-slurm lint
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -30,15 +30,16 @@ DEMO_IMAGE ?= 2007_000032
 demo: data  ## the pipeline on the VOC demo images with TINY RANDOM TEST WEIGHTS (not a real result)
 	@echo "== make demo: TINY RANDOM-WEIGHT test models on the 24 VOC demo images: this shows the mechanics, not the"
 	@echo "== quality of the method (mIoU is near chance). For real results: make demo-pretrained"
-	$(BIN)/snakemake --cores $(CORES) results/demo/seeds
+	$(BIN)/snakemake --cores $(CORES) results/demo/seeds results/demo/deeplab
 	$(BIN)/fmwsss overlay data/voc_sample/JPEGImages/$(DEMO_IMAGE).jpg results/demo/seeds/$(DEMO_IMAGE).png -o results/demo/overlay_$(DEMO_IMAGE).png
 	$(BIN)/fmwsss status demo
 	@echo "== seeds (pseudo labels, VOC-palette PNGs): results/demo/seeds/"
 	@echo "== metrics against the ground truth: results/demo/seeds/metrics.json (also results/demo/cams_*/metrics.json)"
+	@echo "== segmenter trained on the seeds, scored on the 8 val images: results/demo/deeplab/metrics.json"
 	@echo "== an overlay picture: results/demo/overlay_$(DEMO_IMAGE).png"
 
 demo-pretrained: data  ## the same with the real CLIP ViT-B/16 and SAM ViT-H weights (downloads them once)
-	$(BIN)/snakemake --cores $(CORES) results/demo_pretrained/seeds
+	$(BIN)/snakemake --cores $(CORES) results/demo_pretrained/seeds results/demo_pretrained/deeplab
 	$(BIN)/fmwsss overlay data/voc_sample/JPEGImages/$(DEMO_IMAGE).jpg results/demo_pretrained/seeds/$(DEMO_IMAGE).png -o results/demo_pretrained/overlay_$(DEMO_IMAGE).png
 	$(BIN)/fmwsss status demo_pretrained
 	@echo "== seeds: results/demo_pretrained/seeds/, metrics: results/demo_pretrained/seeds/metrics.json"
@@ -48,6 +49,9 @@ test: $(BIN)/fmwsss  ## the whole test suite (unit, equivalence, oracle, end-to-
 
 test-fast: $(BIN)/fmwsss  ## the suite without tests marked slow
 	$(BIN)/python -m pytest -q -m "not slow"
+
+test-slurm: $(BIN)/fmwsss  ## the tiny workflow on a real one-node SLURM cluster (root: installs slurm-wlm + munge)
+	tests/slurm/run.sh
 
 lint: $(BIN)/fmwsss  ## snakemake --lint
 	$(BIN)/snakemake --lint

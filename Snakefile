@@ -53,4 +53,4 @@ rule all:
     default_target: True
     localrule: True
     input:
-        "results/demo/seeds",
+        "results/demo/deeplab",

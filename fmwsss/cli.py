@@ -43,7 +43,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
         print(f"{name}: {len(ds.dataset.ids)} images in {len(ds.shards)} shards")
         for stage in STAGES.values():
             done = Path(plan.product(name, stage.name)).exists()
-            state = "done" if done else ("pending" if stage.built else "not built yet")
+            state = "done" if done else "pending"
             print(f"  {stage.name:<18} {ds.keys[stage.name]}  {state}")
     return 0
 

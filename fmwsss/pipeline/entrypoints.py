@@ -7,12 +7,12 @@ so a job never re-reads config.yaml.
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from fmwsss.pipeline.stages import StageNotBuiltError
 from fmwsss.pipeline.store import clean_stale_temps, make_alias, write_spec
 
 
@@ -128,12 +128,6 @@ def make_tiny_job(clip_path: str, sam_path: str, seed: int, log_path: str) -> No
         create_tiny_clip(Path(clip_path), seed=seed)
         create_tiny_sam(Path(sam_path), seed=seed)
         log(f"tiny test models (random weights, for tests and the demo only): {clip_path}, {sam_path}")
-
-
-def not_built(smk: Any) -> None:
-    """Stages whose algorithm is not implemented yet fail loudly and write nothing."""
-    with job_log(_log_path(smk)):
-        raise StageNotBuiltError(smk.rule)
 
 
 def _job_plan(smk: Any, stage: str):
@@ -339,4 +333,57 @@ def cams_gather(smk: Any, stage: str) -> None:
             log(f"{stage}: {kind} scored by argmax with background power {power}")
             report[kind] = _evaluate(ds.dataset, predictions(), log)
         atomic_write_json(store / "metrics.json", report)
+        write_spec(store, smk.wildcards.key, smk.params.spec, smk.wildcards.dataset)
+
+
+def _segmenter_splits(dataset) -> tuple[list[str], list[str]]:
+    """Train on the pseudo labels of every id outside the held-out val split; evaluate on val."""
+    val = list(dataset.splits.get("val", []))
+    held_out = set(val)
+    return [i for i in dataset.ids if i not in held_out], val
+
+
+def deeplab_train(smk: Any) -> None:
+    """Stage II: train DeepLab on the fine seeds of the training ids (resumable from checkpoints)."""
+    from fmwsss.segmentation import train_segmenter
+
+    with job_log(_log_path(smk)) as log:
+        _set_threads(smk.threads)
+        ds = _job_plan(smk, "deeplab_train")
+        seeds = _store_dir(smk.input.seeds_fine)
+        train_ids, _ = _segmenter_splits(ds.dataset)
+        items = [(i, ds.dataset.image_path(i), seeds / f"{i}.png") for i in train_ids]
+        runtime = _runtime(smk)
+        log(f"deeplab_train: {len(items)} images with pseudo labels from {seeds}")
+        out = Path(smk.output.model)
+        train_segmenter(
+            items, ds.settings["segmenter"], ds.dataset.num_classes + 1, out, smk.params.partial,
+            device=pick_device(runtime["device"]), log=log, micro_batch=runtime["micro_batch"],
+            checkpoint_every=runtime["checkpoint_every"], num_workers=runtime["num_workers"],
+        )
+        write_spec(out.parent, smk.wildcards.key, smk.params.spec, smk.wildcards.dataset)
+
+
+def deeplab_eval(smk: Any) -> None:
+    """Stage II: predict the held-out ids single-scale and multi-scale + flip; mIoU where GT exists."""
+    from fmwsss.io.atomic import atomic_write_json
+    from fmwsss.segmentation import evaluate_segmenter
+
+    with job_log(_log_path(smk)) as log:
+        _set_threads(smk.threads)
+        ds = _job_plan(smk, "deeplab_eval")
+        store = Path(smk.output.metrics).parent
+        _, val_ids = _segmenter_splits(ds.dataset)
+        if not val_ids:
+            log(f"deeplab_eval: dataset {ds.name} has no 'val' split: nothing to evaluate")
+        items = [(i, ds.dataset.image_path(i), ds.dataset.gt_path(i)) for i in val_ids]
+        result = evaluate_segmenter(
+            smk.input.deeplab_train, items, ds.dataset.num_classes + 1, store,
+            pick_device(_runtime(smk)["device"]), ds.settings["segmenter_eval"]["ms_scales"], log=log,
+            split_name=f"{ds.name}: val", class_names=("background", *ds.dataset.class_names),
+        )
+        link = store / "model.pt"
+        link.unlink(missing_ok=True)
+        os.symlink(os.path.relpath(smk.input.deeplab_train, store), link)
+        atomic_write_json(store / "metrics.json", {"stage": "deeplab_eval", **result})
         write_spec(store, smk.wildcards.key, smk.params.spec, smk.wildcards.dataset)

@@ -18,33 +18,32 @@ class Stage:
     upstream: tuple[str, ...]
     sharded: bool  # one job per shard of images, gathered by a finalize job
     alias: str | None  # stable name results/{dataset}/{alias}
-    built: bool  # False: the rule exists and raises a clear error naming the stage
 
 
 STAGES: dict[str, Stage] = {
     s.name: s
     for s in (
-        Stage("sam_masks", 1, ("sam", "data"), ("sam",), (), True, "sam_masks", True),
-        Stage("prompts_cls_train", 1, ("prompts_cls", "classes", "clip"), ("clip",), (), False, None, True),
+        Stage("sam_masks", 1, ("sam", "data"), ("sam",), (), True, "sam_masks"),
+        Stage("prompts_cls_train", 1, ("prompts_cls", "classes", "clip"), ("clip",), (), False, None),
         Stage(
-            "cams_coarse_dump", 1, ("cams_coarse", "classes", "clip", "data"), ("clip",),
-            ("prompts_cls_train",), True, "cams_coarse", True,
+            "cams_coarse_dump", 1, ("cams_coarse", "classes", "clip", "data", "eval"), ("clip",),
+            ("prompts_cls_train",), True, "cams_coarse",
         ),
         Stage(
             "seeds_coarse", 1, ("seeds_coarse", "data", "eval"), (),
-            ("cams_coarse_dump", "sam_masks"), True, "seeds_coarse", True,
+            ("cams_coarse_dump", "sam_masks"), True, "seeds_coarse",
         ),
-        Stage("prompts_seg_train", 1, ("prompts_seg", "classes", "clip"), ("clip",), ("seeds_coarse",), False, None, True),
+        Stage("prompts_seg_train", 1, ("prompts_seg", "classes", "clip"), ("clip",), ("seeds_coarse",), False, None),
         Stage(
-            "cams_fine_dump", 1, ("cams_fine", "classes", "clip", "data"), ("clip",),
-            ("prompts_seg_train",), True, "cams_fine", True,
+            "cams_fine_dump", 1, ("cams_fine", "classes", "clip", "data", "eval"), ("clip",),
+            ("prompts_seg_train",), True, "cams_fine",
         ),
         Stage(
             "seeds_fine", 1, ("seeds_fine", "data", "eval"), (),
-            ("cams_fine_dump", "sam_masks"), True, "seeds", True,
+            ("cams_fine_dump", "sam_masks"), True, "seeds",
         ),
-        Stage("deeplab_train", 1, ("segmenter",), (), ("seeds_fine",), False, None, False),
-        Stage("deeplab_eval", 1, ("segmenter", "eval"), (), ("deeplab_train",), False, "deeplab", False),
+        Stage("deeplab_train", 1, ("segmenter",), (), ("seeds_fine",), False, None),
+        Stage("deeplab_eval", 1, ("segmenter_eval",), (), ("deeplab_train",), False, "deeplab"),
     )
 }
 
@@ -71,13 +70,3 @@ def upstream_aliases(alias: str) -> list[str]:
         else:
             todo.extend(stage.upstream)
     return found
-
-
-class StageNotBuiltError(RuntimeError):
-    """Raised by a stage whose algorithm is not implemented yet; nothing is written."""
-
-    def __init__(self, stage: str):
-        super().__init__(
-            f"stage {stage!r} is not built yet in this version of fmwsss: its rule exists so the DAG is "
-            f"complete, but it writes nothing. Run up to results/<dataset>/seeds for now."
-        )

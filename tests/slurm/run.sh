@@ -67,7 +67,9 @@ SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
 CredType=cred/munge
-ProctrackType=proctrack/linuxproc
+# pgid, not linuxproc: a cancelled job's snakemake outlived its killed parent shell under linuxproc
+# (re-parented to init, so the process-tree walk missed it); killing the process group gets it
+ProctrackType=proctrack/pgid
 TaskPlugin=task/none
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory

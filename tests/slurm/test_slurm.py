@@ -64,6 +64,18 @@ def job_states() -> dict[str, tuple[str, str]]:
     return {i: (s, c) for i, s, c in (line.split("|", 2) for line in out.splitlines() if line)}
 
 
+def sbatch_request(slurm_id: str) -> dict[str, str]:
+    """What slurmctld recorded for a job (partition, CPUs, memory, TRES, time limit)."""
+    out = sh("scontrol", "show", "job", "-o", slurm_id)
+    return dict(kv.split("=", 1) for kv in out.split() if "=" in kv)
+
+
+def time_limit(runtime: int | str) -> str:
+    """SLURM's HH:MM:SS for a profile runtime (minutes, or "<n>h")."""
+    minutes = int(runtime[:-1]) * 60 if isinstance(runtime, str) and runtime.endswith("h") else int(runtime)
+    return f"{minutes // 60:02d}:{minutes % 60:02d}:00"
+
+
 @dataclass
 class Run:
     path: Path
@@ -202,7 +214,7 @@ def test_test_profile_changes_only_node_specifics(profile):
     assert all(res["gpu"] == 0 for res in ours["set-resources"].values() if "gpu" in res)
 
 
-def test_one_sbatch_job_per_remote_job(slurm_run):
+def test_one_sbatch_job_per_remote_job(slurm_run, profile):
     jobs = slurm_run.jobs()
     remote = {j for j, (_, local, _) in jobs.items() if not local}
     submitted = slurm_run.submitted()
@@ -216,6 +228,13 @@ def test_one_sbatch_job_per_remote_job(slurm_run):
     for jobid, slurm_id in submitted:
         state, comment = states[slurm_id]
         assert state == "COMPLETED" and comment.startswith(f"rule_{jobs[jobid][0]}"), (slurm_id, state, comment)
+        # the profile's resources reached sbatch: partition, threads as CPUs, memory, wall time, no GPU
+        prof = load(profile / "config.yaml")
+        want = {**prof["default-resources"], **prof["set-resources"].get(jobs[jobid][0], {})}
+        got = sbatch_request(slurm_id)
+        assert (got["Partition"], got["NumCPUs"], got["MinMemoryNode"], got["TimeLimit"]) == (
+            PARTITION, str(THREADS), f"{want['mem_mb']}M", time_limit(want["runtime"])), got
+        assert "gpu" not in got["TRES"], got["TRES"]
     assert {rule for rule, local, _ in jobs.values() if local} >= {"alias"}  # local rules stayed local
 
 
@@ -285,5 +304,19 @@ def test_cancelled_job_resumes_with_readme_commands(tmp_path_factory, profile, l
     resumed = (run.path / victim_log).read_text()
     assert re.search(r"image 3/\d+", resumed) and not re.search(r"image 1/\d+", resumed), resumed[-2000:]
     assert run.submitted(), "the recovery run should submit to SLURM"
+    print("recovery run sbatch job ids:", ", ".join(s for _, s in run.submitted()))
     assert_same_outputs(run, local_run)
     assert_nothing_half_written(run)
+    assert processes_in(run.path) == [], "a cancelled job's process escaped SLURM's process tracking"
+
+
+def processes_in(folder: Path) -> list[int]:
+    """Pids of live processes whose working directory is inside ``folder``."""
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if Path(os.readlink(proc / "cwd")).is_relative_to(folder):
+                found.append(int(proc.name))
+        except OSError:
+            continue
+    return found

@@ -35,6 +35,7 @@ rule deeplab_eval:
         "results/{dataset}/benchmarks/deeplab_eval/{key}.tsv"
     params:
         spec=spec_of("deeplab_eval"),
+        partial=partial_of("deeplab_eval"),
     threads: 4
     resources:
         gpu=1,

@@ -1,0 +1,118 @@
+"""Stage II segmenters: torchvision's DeepLabV3 (ResNet-101/50, output stride 8) and a tiny test model.
+
+The reference trains Mask2Former through an unpublished mmsegmentation fork (method.md §11); torchvision's
+stock DeepLabV3 stands in for it. ImageNet backbone weights come only through torchvision's weight enums,
+read from torch's hub cache (``$TORCH_HOME/hub/checkpoints``) or ``weights_dir``; the ``tiny`` model is
+random-initialised, never pretrained, and exists for tests and the laptop demo.
+"""
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+from torchvision.models import ResNet50_Weights, ResNet101_Weights, WeightsEnum
+from torchvision.models._utils import IntermediateLayerGetter
+from torchvision.models.resnet import BasicBlock, ResNet
+from torchvision.models.segmentation import DeepLabV3, deeplabv3_resnet50, deeplabv3_resnet101
+from torchvision.models.segmentation.deeplabv3 import DeepLabHead
+
+from fmwsss.io.atomic import atomic_write_bytes
+
+ARCHS = ("deeplabv3_resnet101", "deeplabv3_resnet50", "tiny")
+
+BACKBONE_WEIGHTS: dict[str, WeightsEnum] = {
+    "deeplabv3_resnet101": ResNet101_Weights.IMAGENET1K_V1,
+    "deeplabv3_resnet50": ResNet50_Weights.IMAGENET1K_V1,
+}
+"""torchvision's own default backbones for DeepLabV3 (the ones its COCO DeepLab models started from)."""
+
+_BUILDERS = {"deeplabv3_resnet101": deeplabv3_resnet101, "deeplabv3_resnet50": deeplabv3_resnet50}
+
+
+class BackboneWeightsError(RuntimeError):
+    """ImageNet backbone weights are neither cached nor downloadable; the message says what to fetch where."""
+
+
+def hub_checkpoint_path(weights: WeightsEnum, weights_dir: str | os.PathLike | None = None) -> Path:
+    """Where ``torch.hub`` looks for ``weights``: ``weights_dir`` or ``$TORCH_HOME/hub/checkpoints``."""
+    model_dir = Path(weights_dir) if weights_dir is not None else Path(torch.hub.get_dir()) / "checkpoints"
+    return model_dir / Path(weights.url).name
+
+
+def load_backbone_state(weights: WeightsEnum, weights_dir: str | os.PathLike | None = None) -> dict:
+    """The enum's ImageNet state dict, from the cache or downloaded (sha-prefix checked by torch.hub)."""
+    try:
+        return weights.get_state_dict(progress=False, check_hash=True,
+                                      model_dir=None if weights_dir is None else str(weights_dir))
+    except (OSError, RuntimeError) as exc:  # URLError is an OSError; a hash mismatch a RuntimeError
+        dest = hub_checkpoint_path(weights, weights_dir)
+        where = (f"weights_dir {weights_dir}" if weights_dir is not None else
+                 f"torch's hub cache (TORCH_HOME={os.environ.get('TORCH_HOME', '<unset: ~/.cache/torch>')})")
+        raise BackboneWeightsError(
+            f"ImageNet backbone weights {weights} are not available: download {weights.url} and place it at "
+            f"{dest} ({where}), or set pretrained_backbone: false ({type(exc).__name__}: {exc})"
+        ) from exc
+
+
+def _tiny(num_classes: int) -> DeepLabV3:
+    """ResNet(BasicBlock, [1, 1, 1, 1]) + DeepLabHead at output stride 8 like the real model.
+
+    BasicBlock cannot dilate, so layer3/layer4 simply keep stride 1 (smaller receptive field; fine for a test
+    model, and it keeps labels sharp enough to overfit a few images).
+    """
+    resnet = ResNet(BasicBlock, [1, 1, 1, 1])
+    for layer in (resnet.layer3, resnet.layer4):
+        layer[0].conv1.stride = (1, 1)
+        layer[0].downsample[0].stride = (1, 1)
+    backbone = IntermediateLayerGetter(resnet, return_layers={"layer4": "out"})
+    return DeepLabV3(backbone, DeepLabHead(512, num_classes), None)
+
+
+def build_segmenter(arch: str, num_classes: int, pretrained_backbone: bool,
+                    weights_dir: str | os.PathLike | None = None) -> DeepLabV3:
+    """DeepLabV3 with ``num_classes`` outputs (background included), no auxiliary head.
+
+    ``pretrained_backbone`` loads the torchvision ImageNet enum weights (``BACKBONE_WEIGHTS``) into the
+    backbone; the heads stay randomly initialised (seed torch first for a reproducible init). ``tiny`` refuses
+    ``pretrained_backbone=True``. Raises ``BackboneWeightsError`` offline without cached weights.
+    """
+    if arch not in ARCHS:
+        raise ValueError(f"segmenter.arch: unknown architecture {arch!r}; choose one of {', '.join(ARCHS)}")
+    if arch == "tiny":
+        if pretrained_backbone:
+            raise ValueError("segmenter.arch tiny is a random-init test model: set pretrained_backbone: false")
+        return _tiny(num_classes)
+    weights = BACKBONE_WEIGHTS[arch]
+    state = load_backbone_state(weights, weights_dir) if pretrained_backbone else None  # fail before building
+    model = _BUILDERS[arch](weights=None, weights_backbone=None, num_classes=num_classes, aux_loss=False)
+    if state is not None:
+        result = model.backbone.load_state_dict(state, strict=False)
+        unexpected = [k for k in result.unexpected_keys if not k.startswith("fc.")]
+        if result.missing_keys or unexpected:
+            raise RuntimeError(f"{hub_checkpoint_path(weights, weights_dir)}: not a {weights} state dict "
+                               f"(missing {result.missing_keys[:5]}, unexpected {unexpected[:5]})")
+    return model
+
+
+def save_segmenter(path: str | os.PathLike, model: nn.Module, arch: str, num_classes: int, settings: dict) -> Path:
+    """Write ``model.pt`` atomically: CPU state dict + arch + num_classes + the ``segmenter:`` settings."""
+    buf = io.BytesIO()
+    torch.save({"state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}, "arch": arch,
+                "num_classes": num_classes, "settings": dict(settings)}, buf)
+    atomic_write_bytes(path, buf.getvalue())
+    return Path(path)
+
+
+def load_segmenter(model_path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
+    """Rebuild a trained ``model.pt`` (eval mode, on ``device``); returns the model and the saved record."""
+    path = Path(model_path)
+    try:
+        record = torch.load(path, map_location="cpu", weights_only=True)
+        model = build_segmenter(record["arch"], int(record["num_classes"]), pretrained_backbone=False)
+        model.load_state_dict(record["state_dict"])
+    except Exception as exc:  # torch.load raises many types (UnpicklingError, struct.error, EOFError, ...)
+        raise ValueError(f"{path}: not a segmenter model file ({type(exc).__name__}: {exc})") from exc
+    return model.to(device).eval(), record
