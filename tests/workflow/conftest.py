@@ -71,7 +71,7 @@ def make_workdir(path: Path) -> Workdir:
 
 @pytest.fixture(scope="session")
 def demo_run(tmp_path_factory) -> Workdir:
-    """The tiny demo pipeline run once to results/demo/seeds."""
+    """The tiny demo pipeline run once to results/demo/seeds and results/demo/deeplab."""
     wd = make_workdir(tmp_path_factory.mktemp("demo_run"))
-    wd.snakemake("--cores", "2", "results/demo/seeds")
+    wd.snakemake("--cores", "2", "results/demo/seeds", "results/demo/deeplab")
     return wd

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.e2e
 ALL_RULES = [
     "weights_tiny", "sam_masks", "sam_masks_finalize", "prompts_cls_train", "cams_coarse_dump",
     "cams_coarse_dump_finalize", "seeds_coarse", "seeds_coarse_finalize", "prompts_seg_train", "cams_fine_dump",
-    "cams_fine_dump_finalize", "seeds_fine", "seeds_fine_finalize", "alias",
+    "cams_fine_dump_finalize", "seeds_fine", "seeds_fine_finalize", "deeplab_train", "deeplab_eval", "alias",
 ]
 
 
@@ -43,7 +43,7 @@ def _read_all(wd: Workdir, key: str) -> dict[str, object]:
 
 def test_dry_run_lists_every_stage(tmp_path):
     wd = make_workdir(tmp_path / "wd")
-    out = wd.snakemake("-n", "--cores", "all", "results/demo/seeds").stdout
+    out = wd.snakemake("-n", "--cores", "all", "results/demo/seeds", "results/demo/deeplab").stdout
     for rule in ALL_RULES:
         assert re.search(rf"^{rule}\s+\d+$", out, re.M), (rule, out[-2000:])
 
@@ -70,11 +70,11 @@ def test_sam_stage_outputs(demo_run):
 
 
 def test_nothing_reruns_and_scripts_touch_schedules_nothing(demo_run):
-    assert demo_run.updated("results/demo/seeds") == []
+    assert demo_run.updated("results/demo/seeds", "results/demo/deeplab") == []
     now = time.time()
     for script in (ROOT / "workflow/scripts").glob("*.py"):
         os.utime(script, (now, now))
-    assert demo_run.updated("results/demo/seeds") == []
+    assert demo_run.updated("results/demo/seeds", "results/demo/deeplab") == []
 
 
 def test_reorder_and_explicit_defaults_schedule_nothing(demo_run, tmp_path):
@@ -302,3 +302,27 @@ def test_kill_during_seeding_then_recover(demo_run, tmp_path):
     assert os.readlink(got) == os.readlink(ref)
     for png in ref.glob("*.png"):
         assert (got / png.name).read_bytes() == png.read_bytes(), png.name
+
+
+def test_segmenter_change_schedules_only_the_segmenter(demo_run, tmp_path):
+    wd = demo_run.copy(tmp_path / "wd")
+    _set(wd, "      pretrained_backbone: false\n      crop: 128\n", "      pretrained_backbone: false\n      crop: 96\n")
+    updated = set(wd.updated("results/demo/deeplab"))
+    entries = {"/".join(p.split("/")[:5]) for p in updated if p.startswith("results/demo/store/")}
+    assert {e.split("/")[3] for e in entries} == {"deeplab_train", "deeplab_eval"} and len(entries) == 2
+    assert updated - {p for p in updated if p.startswith("results/demo/store/")} == {"results/demo/deeplab"}
+
+
+def test_seeding_change_schedules_the_segmenter_too(demo_run, tmp_path):
+    wd = demo_run.copy(tmp_path / "wd")
+    _set(wd, DEMO_PRESET_END, DEMO_PRESET_END.replace("    segmenter:", "    seeds_fine:\n      gamma: 0.5\n    segmenter:"))
+    stages = {p.split("/")[3] for p in wd.updated("results/demo/deeplab") if p.startswith("results/demo/store/")}
+    assert stages == {"seeds_fine", "deeplab_train", "deeplab_eval"}
+
+
+def test_deeplab_outputs(demo_run):
+    out = demo_run.path / "results/demo/deeplab"
+    metrics = yaml.safe_load((out / "metrics.json").read_text())
+    assert metrics["num_images"] == 8 and set(metrics["miou"]) == {"single_scale", "ms_flip"}
+    assert os.readlink(out / "model.pt").startswith("../../deeplab_train/") and (out / "model.pt").is_file()
+    assert len(list((out / "ms_flip").glob("*.png"))) == 8
