@@ -28,12 +28,23 @@ def clip_cam(tiny_clip_path):
     return ClipCam(load_clip(tiny_clip_path, "cpu"))
 
 
+def _sample(name: str) -> Path:
+    path = _shared_data() / name
+    if not (path / "labels.json").is_file():
+        pytest.skip(f"{name} not found at {path} (set FMWSSS_SHARED_DATA)")
+    return path.resolve()
+
+
 @pytest.fixture(scope="session")
 def voc_sample() -> Path:
-    root = _shared_data() / "voc_sample"
-    if not (root / "JPEGImages").is_dir():
-        pytest.skip(f"VOC sample not found at {root} (set FMWSSS_SHARED_DATA)")
-    return root
+    """The 24 real VOC 2012 demo images with masks and labels.json."""
+    return _sample("voc_sample")
+
+
+@pytest.fixture(scope="session")
+def coco_sample() -> Path:
+    """The 12 real COCO val2014 images with their instance annotations."""
+    return _sample("coco_sample")
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 import numpy as np
@@ -24,17 +23,6 @@ TAGS = ("aeroplane", "person")
 TAG_IDS = {1, 15}
 
 
-def _shared_data() -> Path:
-    env = os.environ.get("FMWSSS_SHARED_DATA")
-    return Path(env) if env else REPO.parent / "shared" / "data"
-
-
-@pytest.fixture(scope="module")
-def voc_sample() -> Path:
-    root = _shared_data() / "voc_sample"
-    if not (root / "JPEGImages").is_dir():
-        pytest.skip(f"VOC sample not found at {root} (set FMWSSS_SHARED_DATA)")
-    return root
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,6 @@
 """Fixtures for the SAM tests: the tiny SAM, real VOC demo images (skipped with a reason when absent)."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -31,22 +30,14 @@ DEMO_SETTINGS = dict(
 )
 
 
-def _shared_data() -> Path:
-    env = os.environ.get("FMWSSS_SHARED_DATA")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "../shared/data"
-
-
 def load_image(path: Path) -> np.ndarray:
     with Image.open(path) as image:
         return np.asarray(image.convert("RGB"))
 
 
 @pytest.fixture(scope="session")
-def voc_jpegs() -> list[Path]:
-    path = _shared_data() / "voc_sample" / "JPEGImages"
-    if not path.is_dir():
-        pytest.skip(f"VOC sample not found at {path} (set FMWSSS_SHARED_DATA)")
-    return sorted(path.resolve().glob("*.jpg"))
+def voc_jpegs(voc_sample: Path) -> list[Path]:
+    return sorted((voc_sample / "JPEGImages").glob("*.jpg"))
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,6 @@
 """Fixtures for the stage II tests: synthetic labelled images, tiny-model settings, the shared VOC sample."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -23,17 +22,6 @@ def single_thread():
     torch.set_num_threads(before)
 
 
-def _shared_data() -> Path:
-    env = os.environ.get("FMWSSS_SHARED_DATA")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "../shared/data"
-
-
-@pytest.fixture(scope="session")
-def voc_sample() -> Path:
-    root = _shared_data() / "voc_sample"
-    if not (root / "JPEGImages").is_dir():
-        pytest.skip(f"VOC sample not found at {root} (set FMWSSS_SHARED_DATA)")
-    return root
 
 
 def make_synthetic(root: Path, n: int, size: tuple[int, int] = (40, 56), seed: int = 0) -> list[tuple]:
