@@ -144,6 +144,13 @@ def _job_plan(smk: Any, stage: str):
     return ds
 
 
+def _drop_partial(partial: str) -> None:
+    """A finished training stage's checkpoints are resumable state only: remove them with the entry done."""
+    import shutil
+
+    shutil.rmtree(partial, ignore_errors=True)
+
+
 def _store_dir(path: str) -> Path:
     """The store entry folder of an upstream product (its spec.json or product file)."""
     return Path(path).parent
@@ -182,6 +189,7 @@ def prompts_train(smk: Any, stage: str) -> None:
                 device=pick_device(_runtime(smk)["device"]), log=log,
             )
         write_spec(out.parent, smk.wildcards.key, smk.params.spec, smk.wildcards.dataset)
+        _drop_partial(smk.params.partial)
 
 
 def _prompts_source(path: str, fg: tuple[str, ...], bg: tuple[str, ...]):
@@ -362,6 +370,7 @@ def deeplab_train(smk: Any) -> None:
             checkpoint_every=runtime["checkpoint_every"], num_workers=runtime["num_workers"],
         )
         write_spec(out.parent, smk.wildcards.key, smk.params.spec, smk.wildcards.dataset)
+        _drop_partial(smk.params.partial)
 
 
 def deeplab_eval(smk: Any) -> None:

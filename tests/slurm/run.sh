@@ -3,14 +3,15 @@
 # SLURM profile (tests/slurm/test_slurm.py), then every daemon this script started is stopped again.
 #
 # Needs root (it installs Debian's slurm-wlm and munge with apt-get when they are missing, as CI does on a
-# fresh machine) and about 6 minutes on 2 cores. All SLURM state lives in a temp dir; the only file outside
+# fresh machine) and about 11 minutes on 2 idle cores (three runs of the shrunk demo to the seeds).
+# All SLURM state lives in a temp dir; the only file outside
 # it is /etc/slurm/slurm.conf, a symlink to the temp config removed again at the end (the script refuses to
 # run if a real one exists): the slurm executor's job step drops SLURM_CONF from the environment of its
 # nested srun, so only the default config path works inside jobs. The node is this machine at 127.0.0.1 with its real CPU count and memory (`slurmd -C`),
 # no GPU: the test profile sets `gpu: 0` for the GPU rules and the code then runs on the CPU.
 #
 #   tests/slurm/run.sh              install if needed, start, run the test, stop
-#   FMWSSS_SLURM_TARGET=results/demo/seeds tests/slurm/run.sh    another target (default results/demo/sam_masks)
+#   FMWSSS_SLURM_TARGET=results/demo/sam_masks tests/slurm/run.sh    another target (default results/demo/seeds)
 #   FMWSSS_SLURM_KEEP=1 ...         keep the state dir (daemon logs, slurm.conf) for debugging
 set -euo pipefail
 

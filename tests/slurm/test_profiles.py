@@ -135,3 +135,24 @@ def test_sbatch_flags_of_a_gpu_job(profile, want, refuse, workdir):
     assert all(w in flags for w in want) and not any(r in flags for r in refuse), flags
     light, light_threads = resolved["sam_masks_finalize"]  # a local rule: the defaults, no GPU
     assert "--gpus" not in sbatch_flags(light, light_threads) and light["slurm_partition"] == "<CPU_PARTITION>"
+
+
+@pytest.mark.parametrize("profile", [SHIPPED, SHIPPED_GRES], ids=["gpus", "gres"])
+def test_cpu_jobs_get_the_light_defaults(profile, workdir):
+    # the non-local gather-and-score *_finalize rules have no set-resources entry: one CPU on the CPU
+    # partition with default-resources' memory and wall time, and no GPU request of any kind
+    found = rules()
+    cpu_rules = {name for name, r in found.items() if not r["local"] and not r["gpu"]}
+    assert cpu_rules >= {"cams_coarse_dump_finalize", "seeds_coarse_finalize", "cams_fine_dump_finalize",
+                         "seeds_fine_finalize"}, cpu_rules
+    defaults = load(profile)["default-resources"]
+    resolved = dry_run_resources(profile, workdir)
+    assert cpu_rules <= resolved.keys(), "a CPU rule is missing from the demo seeds DAG"
+    for rule in cpu_rules:
+        resources, threads = resolved[rule]
+        flags = sbatch_flags(resources, threads)
+        assert threads == found[rule]["threads"] == 1, rule
+        assert resources["slurm_partition"] == "<CPU_PARTITION>", (rule, resources)
+        assert f"--mem {defaults['mem_mb']}" in flags and f"-t {defaults['runtime']}" in flags, (rule, flags)
+        assert "--cpus-per-task=1" in flags, (rule, flags)
+        assert not any(g in flags for g in ("--gpus", "--gres", "--cpus-per-gpu")), (rule, flags)

@@ -1,23 +1,23 @@
 """The tiny workflow on a real one-node SLURM cluster, through the shipped profile.
 
 Run by tests/slurm/run.sh (`make test-slurm`), which starts munged, slurmctld and slurmd and exports
-FMWSSS_SLURM_TEST=1; skipped anywhere else. Three runs in fresh working directories:
+FMWSSS_SLURM_TEST=1; skipped anywhere else. Three runs of the whole chain to the seeds, each in a fresh
+working directory with the test's own config.yaml (the demo, shrunk further to fit the 12-minute budget):
 
 * local: the reference, plain `snakemake --cores 2` with the same --set-threads as the test profile;
-* slurm: the test profile (the shipped one with only node specifics changed): one sbatch job per
-  non-local job, outputs identical to the local run's and not trivial;
+* slurm: the test profile (the shipped one with only node specifics changed), everything computed afresh:
+  one sbatch job per non-local job, outputs identical to the local run's and not trivial;
 * cancel: the same, stalled by FMWSSS_TEST_STALL after 2 images of each sam_masks job; one job is
   scancel'ed mid-shard, the rest after Snakemake reports it; the README's recovery commands must then
-  finish the target with the same outputs and nothing half-written.
+  finish the target (through every later stage) with the same outputs and nothing half-written.
 
-FMWSSS_SLURM_TARGET switches the target (default results/demo/sam_masks).
+FMWSSS_SLURM_TARGET switches the target (default results/demo/seeds; results/demo/sam_masks is quicker).
 """
 from __future__ import annotations
 
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -31,11 +31,22 @@ from .slurm_profile import SHIPPED, ROOT, allowed, changed_paths, for_test_clust
 
 SHARED = Path(os.environ.get("FMWSSS_SHARED_DATA", ROOT.parent / "shared" / "data"))
 BIN = Path(sys.executable).parent
-TARGET = os.environ.get("FMWSSS_SLURM_TARGET", "results/demo/sam_masks")
+TARGET = os.environ.get("FMWSSS_SLURM_TARGET", "results/demo/seeds")
 PARTITION = os.environ.get("FMWSSS_SLURM_PARTITION", "test")
 THREADS = 1  # per job: two jobs share the 2-core test node
 STALL = "sam_masks:2"
 RUN_TIMEOUT = 420
+# The demo preset shrunk for this test (measured on the 2-core test VM: ~2 min per run to the seeds, not
+# ~4-5). shard_size 12: two shards per per-image stage, so both CPUs work and 16 jobs run instead of 21
+# (each pays ~6 s of torch import plus a SLURM status poll). points_per_side stays 8: at 6 the emptiest
+# demo image gets 19 masks, below MIN_MASKS. Eight prompt-training iterations still give multi-label seeds.
+TEST_PRESET = {
+    "data": {"shard_size": 12},
+    "sam": {"points_per_side": 8},
+    "prompts_cls": {"iterations": 8, "warmup_iters": 2, "batch_size": 2},
+    "prompts_seg": {"iterations": 8, "warmup_iters": 2, "batch_size": 2},
+}
+MIN_MASKS = 20  # SAM masks per image, at least: the seeds must come from real mask sets
 
 pytestmark = [
     pytest.mark.e2e,
@@ -104,12 +115,21 @@ class Run:
         return [(int(a), b) for a, b in re.findall(r"Job (\d+) has been submitted with SLURM jobid (\d+)", self.log)]
 
 
+def shrunk_config() -> dict:
+    """The shipped config.yaml with the demo preset shrunk by TEST_PRESET (test data, not the profile)."""
+    config = load(ROOT / "config.yaml")
+    demo = config["presets"]["demo"]
+    for section, values in TEST_PRESET.items():
+        demo.setdefault(section, {}).update(values)
+    return config
+
+
 def fresh(path: Path) -> Run:
-    """A fresh working directory: the shipped config.yaml and the fetched demo images."""
+    """A fresh working directory: the test's config.yaml and the fetched demo images."""
     if not (SHARED / "voc_sample").is_dir():
         pytest.skip(f"VOC demo sample not found at {SHARED / 'voc_sample'} (set FMWSSS_SHARED_DATA)")
     path.mkdir(parents=True)
-    shutil.copy(ROOT / "config.yaml", path / "config.yaml")
+    (path / "config.yaml").write_text(yaml.safe_dump(shrunk_config(), sort_keys=False))
     sh(str(BIN / "fmwsss"), "data", "voc-sample", "--source", str(SHARED / "voc_sample"),
        "--dest", str(path / "data" / "voc_sample"))
     return Run(path)
@@ -163,6 +183,26 @@ def assert_same_outputs(run: Run, reference: Run) -> None:
     assert alias.is_symlink() and os.readlink(alias) == os.readlink(reference.path / TARGET)
 
 
+def assert_not_trivial(run: Run) -> None:
+    """Every image got >= MIN_MASKS SAM masks; at least half of the final seed maps hold >= 2 labels."""
+    import numpy as np
+    from PIL import Image
+
+    from fmwsss.sam.shards import SamShardReader
+
+    counts = {}
+    for shard in run.path.glob("results/*/store/sam_masks/*/*.h5"):
+        with SamShardReader(shard) as reader:
+            counts.update({i: len(reader.read(i).masks) for i in reader.ids()})
+    assert counts and min(counts.values()) >= MIN_MASKS, f"too few SAM masks: {sorted(counts.values())}"
+    for stage in ("seeds_coarse", "seeds_fine"):
+        seeds = sorted(run.path.glob(f"results/*/store/{stage}/*/*.png"))
+        if "seeds" in TARGET:
+            assert len(seeds) == len(counts), f"{stage}: {len(seeds)} seed PNGs for {len(counts)} images"
+        labels = [len(np.unique(np.asarray(Image.open(p)))) for p in seeds]
+        assert sum(n >= 2 for n in labels) * 2 >= len(labels), f"{stage}: labels per seed map {labels}"
+
+
 def assert_nothing_half_written(run: Run) -> None:
     from fmwsss.io.shards import require_complete
 
@@ -190,7 +230,9 @@ def local_run(tmp_path_factory, profile) -> Run:
     run = fresh(tmp_path_factory.mktemp("slurm") / "local")
     threads = [f"{rule}={n}" for rule, n in load(profile / "config.yaml")["set-threads"].items()]
     # two jobs at once (the default profile's gpu cap of 1 would serialise them); threads as on SLURM
+    start = time.monotonic()
     proc = run.snakemake("--cores", "2", TARGET, "--resources", "gpu=2", "--set-threads", *threads)
+    print(f"\nlocal reference run of {TARGET}: {time.monotonic() - start:.0f} s, rc {proc.returncode}")
     assert proc.returncode == 0, run.log[-4000:]
     return run
 
@@ -245,6 +287,7 @@ def test_slurm_outputs_equal_local_run(slurm_run, local_run):
     for shard in shards:  # not trivial: every shard holds images with non-empty, non-constant data
         data = [v for k, v in h5_contents(shard).items() if not k.endswith("@")]
         assert data and any(len(set(d[2])) > 1 for d in data if isinstance(d[2], bytes)), shard
+    assert_not_trivial(slurm_run)
     assert_nothing_half_written(slurm_run)
 
 

@@ -247,6 +247,9 @@ def test_seed_outputs_are_palette_pngs_with_metrics(demo_run):
     assert metrics["ground_truth"] and "demo: all (24 images" in metrics["split"] and 0 < metrics["miou"] < 1
     for alias in ("sam_masks", "cams_coarse", "seeds_coarse", "cams_fine", "seeds"):
         assert (demo_run.path / "results/demo" / alias).is_symlink(), alias
+    store = demo_run.path / "results/demo/store"
+    leftovers = [p for p in store.rglob("*") if p.is_file() and (".partial" in str(p) or ".tmp-" in p.name)]
+    assert leftovers == []  # finished stages keep no resumable state and no temp files
 
 
 @pytest.mark.parametrize(
