@@ -120,12 +120,10 @@ def test_changed_sam_setting_reruns_sam_only_and_revert_repoints_alias(demo_run,
     assert (wd.path / f"results/demo/store/sam_masks/{new_key}/spec.json").is_file()
 
 
-def test_key_dependencies_follow_the_stage_graph():
+def test_key_dependencies_follow_the_stage_graph(voc_sample):
     raw = yaml.safe_load((ROOT / "config.yaml").read_text())
     raw["datasets"] = {"demo": raw["datasets"]["demo"]}
-    raw["datasets"]["demo"]["root"] = str(ROOT.parent / "shared/data/voc_sample")
-    if not Path(raw["datasets"]["demo"]["root"]).is_dir():
-        pytest.skip("VOC demo sample not available")
+    raw["datasets"]["demo"]["root"] = str(voc_sample)
 
     def keys(mutate):
         cfg = yaml.safe_load(yaml.safe_dump(raw))
