@@ -55,9 +55,13 @@ class GroupShardWriter:
         except OSError:  # killed during an HDF5 metadata write: the partial file is unreadable, start over
             self.partial_path.unlink()
             self._file = h5py.File(self.partial_path, "a")
+        wanted, stored = json.dumps(settings, sort_keys=True), self._file.attrs.get("settings")
+        if stored is not None and stored != wanted:
+            self._file.close()
+            raise ShardError(f"{self.partial_path}: partial shard was written with other settings: {stored}")
         for name in [k for k in self._file if k.startswith(_TMP_PREFIX)]:
             del self._file[name]
-        self._file.attrs["settings"] = json.dumps(settings, sort_keys=True)
+        self._file.attrs["settings"] = wanted
 
     @property
     def done(self) -> set[str]:
