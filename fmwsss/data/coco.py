@@ -124,11 +124,6 @@ def rasterise(anns: Sequence[dict], height: int, width: int) -> np.ndarray:
     return labels
 
 
-def _resolve(root: Path, p: str | Path) -> Path:
-    p = Path(p)
-    return p if p.is_absolute() else root / p
-
-
 @register_dataset_type("coco")
 def open_coco(
     root: Path,
@@ -148,8 +143,8 @@ def open_coco(
     some 20 s and ~2 GB of memory.
     """
     root = Path(root)
-    ann_file = _resolve(root, annotations or f"annotations/instances_{split}.json")
-    img_dir = _resolve(root, image_dir or split)
+    ann_file = root / (annotations or f"annotations/instances_{split}.json")  # an absolute option wins
+    img_dir = root / (image_dir or split)
     try:
         raw_bytes = ann_file.read_bytes()
         data = json.loads(raw_bytes)

@@ -82,11 +82,6 @@ def read_labels_json(path: Path, ids: Sequence[str], num_classes: int) -> dict[s
     return out
 
 
-def _resolve(root: Path, p: str | Path) -> Path:
-    p = Path(p)
-    return p if p.is_absolute() else root / p
-
-
 @register_dataset_type("voc")
 def open_voc(
     root: Path,
@@ -121,7 +116,7 @@ def open_voc(
     check_image_files(name, all_ids, images)
     num = len(VOC_CLASS_NAMES)
     if cls_labels is not None:
-        source = _resolve(root, cls_labels)
+        source = root / cls_labels  # an absolute path wins
         tags = read_labels_json(source, ids, num)
     else:
         source = gt_root
