@@ -90,7 +90,7 @@ def run_seed(args: argparse.Namespace) -> int:
     from fmwsss.data.images import load_rgb
     from fmwsss.data.palette import palette_for, save_label_png
     from fmwsss.pipeline.config import Config
-    from fmwsss.seeding.argmax import resolve_device
+    from fmwsss.devices import resolve_device
     from fmwsss.single_image import FineChain, class_ids, dataset_class_names, zero_shot_marker
 
     config = Config.from_file(args.config)

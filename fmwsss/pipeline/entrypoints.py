@@ -16,15 +16,6 @@ from typing import Any, Callable, Iterator
 from fmwsss.pipeline.store import clean_stale_temps, make_alias, write_spec
 
 
-def pick_device(requested: str) -> str:
-    """``auto`` = cuda when present (the GPU SLURM granted), else cpu."""
-    if requested != "auto":
-        return requested
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 @contextlib.contextmanager
 def job_log(path: str | None) -> Iterator[Callable[[str], None]]:
     """Send stderr to the rule's log file (fresh per attempt) and yield a line logger."""
@@ -50,6 +41,13 @@ def _set_threads(threads: int) -> None:
     import torch
 
     torch.set_num_threads(max(1, int(threads)))
+
+
+def _device(runtime: dict):
+    """The job's torch device from ``runtime.device`` (imported lazily: the Snakefile imports this module)."""
+    from fmwsss.devices import resolve_device
+
+    return resolve_device(runtime["device"])
 
 
 def _log_path(smk: Any) -> str | None:
@@ -85,7 +83,7 @@ def sam_masks(smk: Any) -> None:
             settings=p.spec["settings"]["sam"],
             partial_path=partial_dir / final.name,
             final_path=final,
-            device=pick_device(runtime["device"]),
+            device=_device(runtime),
             points_per_batch=runtime["sam_points_per_batch"],
             rsw_chunk=runtime["rsw_chunk"],
             log=log,
@@ -177,7 +175,8 @@ def prompts_train(smk: Any, stage: str) -> None:
             with atomic_path(out) as tmp:
                 torch.save({"mode": "zero_shot", "fg_names": fg, "bg_names": bg}, tmp)
         else:
-            cfg = train_config(section, _runtime(smk), section_name)
+            runtime = _runtime(smk)
+            cfg = train_config(section, runtime, section_name)
             if cfg.task == "cls":
                 items = [(i, ds.dataset.image_path(i), ds.dataset.tags(i)) for i in ds.dataset.ids]
             else:
@@ -186,7 +185,7 @@ def prompts_train(smk: Any, stage: str) -> None:
             log(f"{stage}: {len(items)} images, {cfg.max_iter} iterations, batch {cfg.batch_size}")
             train_prompts(
                 items, smk.input.weights, prompt_config(section, fg, bg), cfg, smk.params.partial, out,
-                device=pick_device(_runtime(smk)["device"]), log=log,
+                device=_device(runtime), log=log,
             )
         write_spec(out.parent, smk.wildcards.key, smk.params.spec, smk.wildcards.dataset)
         _drop_partial(smk.params.partial)
@@ -221,7 +220,7 @@ def cams_dump(smk: Any, stage: str) -> None:
         log(f"{stage}: shard {final.stem} of {ds.name}, {len(items)} images")
         dump_cams(
             items, smk.input.weights, _prompts_source(getattr(smk.input, prompts_stage), fg, bg), caa_settings(caa),
-            Path(smk.params.partial) / final.name, final, device=pick_device(_runtime(smk)["device"]),
+            Path(smk.params.partial) / final.name, final, device=_device(_runtime(smk)),
             log=log, stage=stage, n_attn_layers=caa["last_n_layers"],
         )
 
@@ -242,7 +241,7 @@ def seeds_shard(smk: Any, stage: str) -> None:
         final = Path(smk.output.shard)
         clean_stale_temps(final.parent)
         ids = ds.shards[final.stem]
-        device = pick_device(_runtime(smk)["device"])
+        device = _device(_runtime(smk))
         sam = SamShardReader(_store_dir(smk.input.sam_masks) / final.name)
         cams = CamShardReader(_store_dir(getattr(smk.input, cams_stage)) / final.name)
         with GroupShardWriter(Path(smk.params.partial) / final.name, final, section) as writer:
@@ -366,7 +365,7 @@ def deeplab_train(smk: Any) -> None:
         out = Path(smk.output.model)
         train_segmenter(
             items, ds.settings["segmenter"], ds.dataset.num_classes + 1, out, smk.params.partial,
-            device=pick_device(runtime["device"]), log=log, micro_batch=runtime["micro_batch"],
+            device=_device(runtime), log=log, micro_batch=runtime["micro_batch"],
             checkpoint_every=runtime["checkpoint_every"], num_workers=runtime["num_workers"],
         )
         write_spec(out.parent, smk.wildcards.key, smk.params.spec, smk.wildcards.dataset)
@@ -388,7 +387,7 @@ def deeplab_eval(smk: Any) -> None:
         items = [(i, ds.dataset.image_path(i), ds.dataset.gt_path(i)) for i in val_ids]
         result = evaluate_segmenter(
             smk.input.deeplab_train, items, ds.dataset.num_classes + 1, store,
-            pick_device(_runtime(smk)["device"]), ds.settings["segmenter_eval"]["ms_scales"], log=log,
+            _device(_runtime(smk)), ds.settings["segmenter_eval"]["ms_scales"], log=log,
             split_name=f"{ds.name}: val", class_names=("background", *ds.dataset.class_names),
         )
         link = store / "model.pt"

@@ -10,17 +10,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from fmwsss.devices import resolve_device
+
 #: Epsilon of the reference's min-max normalisation (``(x - min) / (max - min + EPS)``), §3 and §10 alike.
 EPS = 1e-7
 
 ArrayLike = np.ndarray | torch.Tensor
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``None`` or ``"auto"`` = cuda when present, else cpu; anything else is taken as given."""
-    if device is None or device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def check_cams(cams: ArrayLike, classes: ArrayLike) -> tuple[int, np.ndarray]:

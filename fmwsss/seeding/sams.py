@@ -35,7 +35,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from fmwsss.seeding.argmax import EPS, ArrayLike, cam_to_score, check_cams, resolve_device
+from fmwsss.devices import resolve_device
+from fmwsss.seeding.argmax import EPS, ArrayLike, cam_to_score, check_cams
 
 _SHIFTS = torch.arange(7, -1, -1, dtype=torch.uint8)  # np.packbits order: first pixel in the high bit
 _BITS = ((torch.arange(256)[:, None] >> _SHIFTS.long()) & 1).bool()  # byte value -> its 8 pixels
