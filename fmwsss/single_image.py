@@ -24,6 +24,7 @@ from fmwsss.cams.caa import CaaSettings, refine
 from fmwsss.cams.clip_wrapper import ClipCam, preprocess_native
 from fmwsss.cams.gradcam import softmax_gradcam
 from fmwsss.pipeline.stage_settings import caa_settings
+from fmwsss.prompts.learners import zero_shot_marker
 from fmwsss.sam.generator import RESULT_SETTINGS, LeveledMaskGenerator
 from fmwsss.sam.types import ImageMasks
 
@@ -60,18 +61,6 @@ def class_ids(tags: Sequence[str], class_names: Sequence[str]) -> np.ndarray:
     if not tags:
         raise TagError(f"no tags given; name at least one of: {', '.join(class_names)}")
     return np.array(sorted({index[t] for t in tags}), dtype=np.int64)
-
-
-def zero_shot_marker(path: str | os.PathLike) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
-    """(fg, bg) prompt words when ``path`` is the marker a ``zero_shot``-mode prompt stage writes instead of a
-    trained learner, else None. ``ValueError`` naming the file when it is not a torch file at all."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - torch raises several types; re-raised naming the file
-        raise ValueError(f"cannot load prompts from {path}: {exc}") from exc
-    if isinstance(state, dict) and state.get("mode") == "zero_shot":
-        return tuple(state["fg_names"]), tuple(state["bg_names"])
-    return None
 
 
 def build_text_head(clip_cam: ClipCam, prompts: str | os.PathLike | None, settings: dict,

@@ -156,9 +156,8 @@ def _store_dir(path: str) -> Path:
 
 def prompts_train(smk: Any, stage: str) -> None:
     """Learn classification or segmentation prompts (resumable from checkpoints in the .partial folder)."""
-    import torch
-
     from fmwsss.pipeline.stage_settings import prompt_config, prompt_names, train_config
+    from fmwsss.prompts.learners import save_zero_shot_marker
     from fmwsss.prompts.train import train_prompts
 
     section_name = "prompts_cls" if stage == "prompts_cls_train" else "prompts_seg"
@@ -170,10 +169,7 @@ def prompts_train(smk: Any, stage: str) -> None:
         out = Path(smk.output.prompts)
         if section["mode"] == "zero_shot":
             log(f"{stage}: zero_shot mode: CLIP-ES hand-written prompts, nothing to train")
-            from fmwsss.io.atomic import atomic_path
-
-            with atomic_path(out) as tmp:
-                torch.save({"mode": "zero_shot", "fg_names": fg, "bg_names": bg}, tmp)
+            save_zero_shot_marker(out, fg, bg)
         else:
             runtime = _runtime(smk)
             cfg = train_config(section, runtime, section_name)
@@ -191,20 +187,19 @@ def prompts_train(smk: Any, stage: str) -> None:
         _drop_partial(smk.params.partial)
 
 
-def _prompts_source(path: str, fg: tuple[str, ...], bg: tuple[str, ...]):
-    """A trained prompt file, or the zero-shot marker a zero_shot-mode training stage writes."""
-    import torch
-
+def _prompts_source(path: str):
+    """A trained prompt file, or the zero-shot prompts its stage's marker names."""
     from fmwsss.cams.dump import ZeroShot
+    from fmwsss.prompts.learners import zero_shot_marker
 
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    return ZeroShot(fg, bg) if state.get("mode") == "zero_shot" else path
+    marker = zero_shot_marker(path)
+    return ZeroShot(*marker) if marker else path
 
 
 def cams_dump(smk: Any, stage: str) -> None:
     """One shard of CAMs: Softmax-GradCAM with the learned prompts, then CAA (resumable per image)."""
     from fmwsss.cams.dump import dump_cams
-    from fmwsss.pipeline.stage_settings import caa_settings, prompt_names
+    from fmwsss.pipeline.stage_settings import caa_settings
 
     prompts_stage, section = (
         ("prompts_cls_train", "cams_coarse") if stage == "cams_coarse_dump" else ("prompts_seg_train", "cams_fine")
@@ -214,12 +209,11 @@ def cams_dump(smk: Any, stage: str) -> None:
         ds = _job_plan(smk, stage)
         final = Path(smk.output.shard)
         clean_stale_temps(final.parent)
-        fg, bg = prompt_names(ds.settings, ds.dataset.class_names)
         caa = ds.settings[section]["caa"]
         items = [(i, ds.dataset.image_path(i), ds.dataset.tags(i)) for i in ds.shards[final.stem]]
         log(f"{stage}: shard {final.stem} of {ds.name}, {len(items)} images")
         dump_cams(
-            items, smk.input.weights, _prompts_source(getattr(smk.input, prompts_stage), fg, bg), caa_settings(caa),
+            items, smk.input.weights, _prompts_source(getattr(smk.input, prompts_stage)), caa_settings(caa),
             Path(smk.params.partial) / final.name, final, device=_device(_runtime(smk)),
             log=log, stage=stage, n_attn_layers=caa["last_n_layers"],
         )

@@ -131,6 +131,27 @@ class ZeroShotPrompts(nn.Module):
         return self.features
 
 
+def save_zero_shot_marker(path: str | os.PathLike, fg_names: Sequence[str], bg_names: Sequence[str]) -> Path:
+    """What a ``zero_shot``-mode prompt stage writes instead of a trained learner (atomically)."""
+    from fmwsss.io.atomic import atomic_path
+
+    with atomic_path(path) as tmp:
+        torch.save({"mode": "zero_shot", "fg_names": tuple(fg_names), "bg_names": tuple(bg_names)}, tmp)
+    return Path(path)
+
+
+def zero_shot_marker(path: str | os.PathLike) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+    """(fg, bg) prompt words when ``path`` is the marker a ``zero_shot``-mode prompt stage writes instead of a
+    trained learner, else None. ``ValueError`` naming the file when it is not a torch file at all."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises several types; re-raised naming the file
+        raise ValueError(f"cannot load prompts from {path}: {exc}") from exc
+    if isinstance(state, dict) and state.get("mode") == "zero_shot":
+        return tuple(state["fg_names"]), tuple(state["bg_names"])
+    return None
+
+
 def save_prompts(learner: PromptLearner, path: str | os.PathLike) -> Path:
     """Write the learner's checkpoint atomically."""
     import io
