@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
+import torch
 
-from fmwsss.sam.encoding import pack_masks, unpack_masks
+from fmwsss.sam.encoding import pack_masks, pack_masks_torch, unpack_masks, unpack_masks_torch
 from fmwsss.sam.types import ImageMasks
 
 
@@ -32,3 +33,14 @@ def test_image_masks_casts_and_empty():
     assert (len(m), m.height, m.width) == (2, 3, 4)
     empty = ImageMasks.empty(3, 4)
     assert empty.masks.shape == (0, 3, 4) and empty.bbox.shape == (0, 4)
+
+
+@pytest.mark.parametrize("shape", [(5, 7, 9), (3, 4, 8), (0, 4, 5), (2, 1, 1)])
+def test_torch_packing_gives_the_numpy_bytes(shape):
+    masks = np.random.default_rng(1).random(shape) > 0.5
+    packed = pack_masks_torch(torch.from_numpy(masks))
+    assert packed.dtype == torch.uint8
+    np.testing.assert_array_equal(packed.numpy(), pack_masks(masks))
+    np.testing.assert_array_equal(unpack_masks_torch(packed, *shape[1:]).numpy(), masks)
+    with pytest.raises(ValueError, match="do not fit"):
+        unpack_masks_torch(packed, shape[1] + 1, shape[2] + 8)
