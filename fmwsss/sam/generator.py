@@ -7,7 +7,7 @@ drops parts already covered by a whole. With every offset 0 and ``rsw_thresh=Non
 segment-anything's ``SamAutomaticMaskGenerator`` mask for mask, in the same order.
 
 Unlike the stock generator, masks stay boolean tensors between batches (no RLE round trip): faster, and
-the only per-mask Python loop left is the stock cv2 small-region clean-up.
+the only per-mask Python loop left is the stock cv2 small-region clean-up (:mod:`fmwsss.sam.postprocess`).
 """
 from __future__ import annotations
 
@@ -24,13 +24,12 @@ from segment_anything.utils.amg import (
     calculate_stability_score,
     generate_crop_boxes,
     is_box_near_crop_edge,
-    remove_small_regions,
     uncrop_boxes_xyxy,
     uncrop_masks,
 )
-from torchvision.ops.boxes import batched_nms, box_area
+from torchvision.ops.boxes import box_area
 
-from fmwsss.sam.rsw import rock_sand_water
+from fmwsss.sam.postprocess import finish_masks, level_values, nms, per_level
 from fmwsss.sam.types import ImageMasks
 
 #: Settings that change the masks (they belong in the stage key); ``points_per_batch`` and ``rsw_chunk``
@@ -51,13 +50,6 @@ RESULT_SETTINGS = (
     "level_stability_bias",
     "rsw_thresh",
 )
-
-
-def _per_level(name: str, values: Sequence[float]) -> tuple[float, float, float]:
-    values = tuple(float(v) for v in values)
-    if len(values) != 3:
-        raise ValueError(f"{name} needs 3 values (sub-part, part, whole), got {values}")
-    return values  # type: ignore[return-value]
 
 
 class LeveledMaskGenerator(SamAutomaticMaskGenerator):
@@ -106,33 +98,22 @@ class LeveledMaskGenerator(SamAutomaticMaskGenerator):
             min_mask_region_area=min_mask_region_area,
             output_mode="binary_mask",
         )
-        self.level_iou_offsets = _per_level("level_iou_offsets", level_iou_offsets)
-        self.level_nms_offsets = _per_level("level_nms_offsets", level_nms_offsets)
-        self.level_stability_bias = _per_level("level_stability_bias", level_stability_bias)
+        self.level_iou_offsets = per_level("level_iou_offsets", level_iou_offsets)
+        self.level_nms_offsets = per_level("level_nms_offsets", level_nms_offsets)
+        self.level_stability_bias = per_level("level_stability_bias", level_stability_bias)
         self.rsw_thresh = rsw_thresh
         self.rsw_chunk = rsw_chunk
-
-    def _offsets(self, values: tuple[float, float, float], level: torch.Tensor) -> torch.Tensor:
-        return torch.tensor(values, dtype=torch.float32, device=level.device)[level]
 
     @torch.no_grad()
     def generate(self, image: np.ndarray) -> ImageMasks:  # type: ignore[override]
         """Masks of an RGB uint8 ``(H, W, 3)`` image; ``N = 0`` when nothing survives the filters."""
         data = self._generate_masks(image)
-        if self.min_mask_region_area > 0:
-            data = self._clean_small_regions(data)
-        if self.rsw_thresh is not None and len(data["masks"]):
-            keep = rock_sand_water(data["masks"], data["level"], self.rsw_thresh, self.rsw_chunk)
-            data.filter(torch.from_numpy(keep))
-        boxes = data["boxes"].cpu().numpy()
-        masks = data["masks"].cpu().numpy()
-        return ImageMasks(
-            masks=masks,
-            level=data["level"].cpu().numpy(),
-            predicted_iou=data["iou_preds"].cpu().numpy(),
-            stability=data["stability_score"].cpu().numpy(),
-            bbox=np.concatenate([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], axis=1),
-            area=masks.sum(axis=(1, 2)),
+        return finish_masks(
+            data["masks"], data["boxes"], data["iou_preds"], data["level"], data["stability_score"],
+            min_mask_region_area=self.min_mask_region_area,
+            cleanup_nms_thresh=max(self.box_nms_thresh, self.crop_nms_thresh),
+            rsw_thresh=self.rsw_thresh,
+            rsw_chunk=self.rsw_chunk,
         )
 
     def _generate_masks(self, image: np.ndarray) -> MaskData:
@@ -144,13 +125,8 @@ class LeveledMaskGenerator(SamAutomaticMaskGenerator):
         if len(crop_boxes) > 1:
             # Across crops prefer masks from smaller crops, as the stock generator does.
             scores = (1 / box_area(data["crop_boxes"])).to(data["boxes"].device)
-            data.filter(self._nms(data["boxes"], scores, self.crop_nms_thresh))
+            data.filter(nms(data["boxes"], scores, self.crop_nms_thresh))
         return data
-
-    @staticmethod
-    def _nms(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float) -> torch.Tensor:
-        categories = torch.zeros(len(boxes), dtype=torch.int64, device=boxes.device)
-        return batched_nms(boxes.float(), scores, categories, iou_threshold=iou_threshold)
 
     def _process_crop(
         self, image: np.ndarray, crop_box: list[int], crop_layer_idx: int, orig_size: tuple[int, ...]
@@ -165,8 +141,8 @@ class LeveledMaskGenerator(SamAutomaticMaskGenerator):
             data.cat(self._process_batch(points, cropped_im_size, crop_box, orig_size))
         self.predictor.reset_image()
 
-        scores = data["iou_preds"] + self._offsets(self.level_nms_offsets, data["level"])
-        data.filter(self._nms(data["boxes"], scores, self.box_nms_thresh))
+        scores = data["iou_preds"] + level_values(self.level_nms_offsets, data["level"])
+        data.filter(nms(data["boxes"], scores, self.box_nms_thresh))
         data["boxes"] = uncrop_boxes_xyxy(data["boxes"], crop_box)
         # (n, 4) even for n = 0, where the stock generator's 1-D tensor makes cross-crop NMS raise.
         data["crop_boxes"] = torch.tensor([crop_box], dtype=torch.int64).expand(len(data["boxes"]), 4)
@@ -192,10 +168,10 @@ class LeveledMaskGenerator(SamAutomaticMaskGenerator):
 
         threshold = self.predictor.model.mask_threshold
         if self.pred_iou_thresh > 0.0:
-            data.filter(data["iou_preds"] + self._offsets(self.level_iou_offsets, data["level"]) > self.pred_iou_thresh)
+            data.filter(data["iou_preds"] + level_values(self.level_iou_offsets, data["level"]) > self.pred_iou_thresh)
         data["stability_score"] = calculate_stability_score(data["masks"], threshold, self.stability_score_offset)
         if self.stability_score_thresh > 0.0:
-            bias = self._offsets(self.level_stability_bias, data["level"])
+            bias = level_values(self.level_stability_bias, data["level"])
             data.filter(data["stability_score"] + bias >= self.stability_score_thresh)
 
         data["masks"] = data["masks"] > threshold
@@ -204,27 +180,4 @@ class LeveledMaskGenerator(SamAutomaticMaskGenerator):
         if not torch.all(keep):
             data.filter(keep)
         data["masks"] = uncrop_masks(data["masks"], crop_box, orig_h, orig_w)
-        return data
-
-    def _clean_small_regions(self, data: MaskData) -> MaskData:
-        """The stock clean-up: fill holes / drop islands under ``min_mask_region_area`` px, then NMS
-        preferring unchanged masks. cv2 labels one mask at a time, hence the loop."""
-        if len(data["masks"]) == 0:
-            return data
-        masks = data["masks"].cpu().numpy()
-        cleaned = np.empty_like(masks)
-        changed = np.zeros(len(masks), dtype=bool)
-        for i, mask in enumerate(masks):
-            mask, holes_changed = remove_small_regions(mask, self.min_mask_region_area, mode="holes")
-            mask, islands_changed = remove_small_regions(mask, self.min_mask_region_area, mode="islands")
-            cleaned[i] = mask
-            changed[i] = holes_changed or islands_changed
-        device = data["masks"].device
-        new_masks = torch.from_numpy(cleaned).to(device)
-        new_boxes = batched_mask_to_box(new_masks)
-        changed_t = torch.from_numpy(changed).to(device)
-        keep = self._nms(new_boxes, (~changed_t).float(), max(self.box_nms_thresh, self.crop_nms_thresh))
-        data["masks"] = new_masks
-        data["boxes"] = torch.where(changed_t[:, None], new_boxes, data["boxes"].to(device))
-        data.filter(keep)
         return data
