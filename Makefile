@@ -7,7 +7,7 @@ CORES ?= all
 # the official VOC2012 trainval tar URL on a machine that is online.
 VOC_SAMPLE_SOURCE ?= ../shared/data/voc_sample
 
-.PHONY: help install data demo demo-pretrained test test-fast test-slurm lint
+.PHONY: help install data demo demo-pretrained test test-fast test-long test-slurm lint
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -44,11 +44,14 @@ demo-pretrained: data  ## the same with the real CLIP ViT-B/16 and SAM ViT-H wei
 	$(BIN)/fmwsss status demo_pretrained
 	@echo "== seeds: results/demo_pretrained/seeds/, metrics: results/demo_pretrained/seeds/metrics.json"
 
-test: $(BIN)/fmwsss  ## the whole test suite (unit, equivalence, oracle, end-to-end workflow)
-	$(BIN)/python -m pytest -q --durations=15
+test: $(BIN)/fmwsss  ## the test suite (unit, equivalence, oracle, end-to-end workflow) without the long tests
+	$(BIN)/python -m pytest -q -m "not long" --durations=15
+
+test-long: $(BIN)/fmwsss  ## the long tests only (the fast SAM generator at paper settings on all 24 demo images)
+	$(BIN)/python -m pytest -q -m long
 
 test-fast: $(BIN)/fmwsss  ## the suite without tests marked slow
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -m "not slow and not long"
 
 test-slurm: $(BIN)/fmwsss  ## the tiny workflow on a real one-node SLURM cluster (root: installs slurm-wlm + munge)
 	tests/slurm/run.sh

@@ -112,9 +112,11 @@ def run_seed(args: argparse.Namespace) -> int:
         print(f"fmwsss seed: note: {', '.join(tiny)} are random test models; the seed shows the plumbing, "
               f"not the method's quality", file=sys.stderr)
 
+    from fmwsss.sam.build import SamSpeed
+
     runtime = config.runtime
     chain = FineChain.load(settings, class_names, prompts, resolve_device(args.device),
-                           points_per_batch=runtime["sam_points_per_batch"], rsw_chunk=runtime["rsw_chunk"])
+                           speed=SamSpeed.from_runtime(runtime))
     result = chain.run(rgb, classes)
     palette = palette_for(len(class_names))
     save_label_png(args.output, result.seed, palette)

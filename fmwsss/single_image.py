@@ -25,7 +25,7 @@ from fmwsss.cams.clip_wrapper import ClipCam, preprocess_native
 from fmwsss.cams.gradcam import softmax_gradcam
 from fmwsss.pipeline.stage_settings import caa_settings
 from fmwsss.prompts.learners import zero_shot_marker
-from fmwsss.sam.generator import RESULT_SETTINGS, LeveledMaskGenerator
+from fmwsss.sam.build import MaskGenerator, SamSpeed, build_generator
 from fmwsss.sam.types import ImageMasks
 
 
@@ -96,18 +96,18 @@ class FineChain:
     clip_cam: ClipCam
     text: torch.Tensor  # (K, E) text features, fg first
     n_fg: int
-    generator: LeveledMaskGenerator | None
+    generator: MaskGenerator | None
     caa: CaaSettings | None
     seeds: dict  # the ``seeds_fine`` section
     device: torch.device
 
     @classmethod
     def load(cls, settings: dict, class_names: Sequence[str], prompts: str | os.PathLike | None,
-             device: torch.device, points_per_batch: int = 64, rsw_chunk: int = 50) -> "FineChain":
+             device: torch.device, speed: SamSpeed = SamSpeed()) -> "FineChain":
         """Load CLIP, the prompts and (for SAMS) SAM per ``settings``; missing weights raise the registry's
         MissingWeightsError naming the file and the fetch command, before anything is loaded.
 
-        ``points_per_batch`` and ``rsw_chunk`` (config ``runtime``) trade memory for speed only.
+        ``speed`` (config ``runtime``) trades memory for speed only.
         """
         from fmwsss.models.clip import load_clip
         from fmwsss.models.sam import load_sam
@@ -125,9 +125,7 @@ class FineChain:
         generator = None
         if sam_path is not None:
             sam = load_sam(sam_path, get_weight(models["sam"]).arch, device)
-            sam_settings = {k: settings["sam"][k] for k in RESULT_SETTINGS}
-            generator = LeveledMaskGenerator(sam, **sam_settings, points_per_batch=points_per_batch,
-                                             rsw_chunk=rsw_chunk)
+            generator = build_generator(sam, settings["sam"], speed)
         return cls(clip_cam, text, head.n_fg, generator, caa_settings(caa_section), settings["seeds_fine"], device)
 
     def cams(self, rgb: np.ndarray, classes: np.ndarray) -> torch.Tensor:

@@ -64,6 +64,7 @@ def _runtime(smk: Any) -> dict:
 def sam_masks(smk: Any) -> None:
     """One shard of SAM masks: resumable per image in the stage's .partial directory."""
     from fmwsss.models.weights import get_weight
+    from fmwsss.sam.build import SamSpeed
     from fmwsss.sam.run import run_sam_shard
 
     with job_log(_log_path(smk)) as log:
@@ -84,8 +85,8 @@ def sam_masks(smk: Any) -> None:
             partial_path=partial_dir / final.name,
             final_path=final,
             device=_device(runtime),
-            points_per_batch=runtime["sam_points_per_batch"],
-            rsw_chunk=runtime["rsw_chunk"],
+            speed=SamSpeed.from_runtime(runtime),
+            num_workers=runtime["num_workers"],
             log=log,
         )
 

@@ -23,7 +23,7 @@ class Stage:
 STAGES: dict[str, Stage] = {
     s.name: s
     for s in (
-        Stage("sam_masks", 1, ("sam", "data"), ("sam",), (), True, "sam_masks"),
+        Stage("sam_masks", 2, ("sam", "data"), ("sam",), (), True, "sam_masks"),
         Stage("prompts_cls_train", 1, ("prompts_cls", "classes", "clip"), ("clip",), (), False, None),
         Stage(
             "cams_coarse_dump", 1, ("cams_coarse", "classes", "clip", "data", "eval"), ("clip",),

@@ -1,19 +1,27 @@
-"""The ``sam_masks`` stage for one shard: generate, commit image by image, resume after a kill."""
+"""The ``sam_masks`` stage for one shard: generate, commit image by image, resume after a kill.
+
+Images are decoded (and, for the fast generator, cropped and resized) by data-loader workers while the
+model works on the previous batch; results are committed to the shard file one image at a time, in order.
+"""
 from __future__ import annotations
 
 import os
 import sys
 import time
+from functools import partial
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
+import numpy as np
 import torch
+from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from fmwsss.data.images import load_rgb
 from fmwsss.models.sam import load_sam
 from fmwsss.pipeline.hooks import maybe_stall
-from fmwsss.sam.generator import RESULT_SETTINGS, LeveledMaskGenerator
+from fmwsss.sam.build import SamSpeed, build_generator, check_sam_settings
+from fmwsss.sam.fast import FastMaskGenerator, prepare_image
 from fmwsss.sam.shards import SamShardReader, SamShardWriter
 
 STAGE = "sam_masks"
@@ -27,6 +35,31 @@ def _is_complete(path: Path) -> bool:
     return True
 
 
+class ShardImages(Dataset):
+    """(image id, decoded image or prepared crops) per item; runs in loader workers."""
+
+    def __init__(self, items: Sequence[tuple[str, Path]], prepare: Callable[[np.ndarray], Any] | None) -> None:
+        self.items = list(items)
+        self.prepare = prepare
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> tuple[str, Any]:
+        image_id, path = self.items[index]
+        rgb = load_rgb(path)
+        return image_id, (rgb if self.prepare is None else self.prepare(rgb))
+
+
+def _as_list(batch: list) -> list:
+    return batch
+
+
+def crops_per_image(crop_n_layers: int) -> int:
+    """The whole image plus 2^i x 2^i crops for each layer i."""
+    return sum(4**layer for layer in range(crop_n_layers + 1))
+
+
 def run_sam_shard(
     items: list[tuple[str, Path]],
     model_path: str | os.PathLike,
@@ -35,45 +68,60 @@ def run_sam_shard(
     partial_path: Path,
     final_path: Path,
     device: str,
-    points_per_batch: int,
-    rsw_chunk: int,
+    speed: SamSpeed = SamSpeed(),
+    num_workers: int = 0,
     log: Callable[[str], Any] = print,
 ) -> None:
     """Write the SAM masks of ``items`` (image id, image path) to the shard ``final_path``.
 
     Work accumulates in ``partial_path`` (inside a ``.partial`` directory the caller owns); images already
-    committed there are skipped, so a killed job resumes. ``settings`` are the generator's
-    :data:`RESULT_SETTINGS`; ``points_per_batch`` and ``rsw_chunk`` only trade memory for speed.
-    A finished shard (``final_path`` complete) makes this a no-op.
+    committed there are skipped, so a killed job resumes at the first uncommitted image. ``settings`` is
+    the ``sam`` config section; ``speed`` and ``num_workers`` only trade memory for speed. A finished shard
+    (``final_path`` complete) makes this a no-op.
     """
     partial_path, final_path = Path(partial_path), Path(final_path)
     ids = [image_id for image_id, _ in items]
     if len(set(ids)) != len(ids):
         raise ValueError(f"{STAGE}: duplicate image ids in the shard for {final_path}")
-    unknown = sorted(set(settings) - set(RESULT_SETTINGS))
-    if unknown:
-        raise ValueError(f"{STAGE}: unknown SAM settings {unknown}; expected keys among {RESULT_SETTINGS}")
+    check_sam_settings(settings)
     if _is_complete(final_path):
         log(f"{STAGE}: {final_path} is complete, nothing to do")
         return
 
     model = load_sam(model_path, arch, torch.device(device))
-    generator = LeveledMaskGenerator(model, **settings, points_per_batch=points_per_batch, rsw_chunk=rsw_chunk)
+    generator = build_generator(model, settings, speed)
     with SamShardWriter(partial_path, settings) as writer:
         done = writer.done_ids()
-        n_committed = len(done & set(ids))
+        todo = [(image_id, path) for image_id, path in items if image_id not in done]
+        position = {image_id: index for index, image_id in enumerate(ids, start=1)}
+        if isinstance(generator, FastMaskGenerator):
+            prepare = partial(prepare_image, img_size=model.image_encoder.img_size,
+                              crop_n_layers=generator.crop_n_layers, crop_overlap_ratio=generator.crop_overlap_ratio)
+            images_per_batch = max(1, generator.encoder_batch // crops_per_image(generator.crop_n_layers))
+            log(f"{STAGE}: fast generator, {images_per_batch} image(s) per batch, encoder batch "
+                f"{generator.encoder_batch}, {generator.points_per_batch} points per decoder call")
+        else:
+            prepare, images_per_batch = None, 1
+            log(f"{STAGE}: reference generator, {generator.points_per_batch} points per decoder call")
+        loader = DataLoader(ShardImages(todo, prepare), batch_size=images_per_batch, num_workers=num_workers,
+                            collate_fn=_as_list)
+        n_committed = len(ids) - len(todo)
         with tqdm(total=len(items), initial=n_committed, desc=STAGE, unit="img", file=sys.stderr) as bar:
-            for index, (image_id, image_path) in enumerate(items, start=1):
-                if image_id in done:
-                    continue
+            start = time.perf_counter()
+            for batch in loader:
+                if isinstance(generator, FastMaskGenerator):
+                    results = generator.generate_prepared([prepared for _, prepared in batch])
+                else:
+                    results = [generator.generate(rgb) for _, rgb in batch]
+                seconds = (time.perf_counter() - start) / len(batch)
+                for (image_id, _), masks in zip(batch, results):
+                    writer.write(image_id, masks)
+                    n_committed += 1
+                    bar.update()
+                    log(f"{STAGE}: image {position[image_id]}/{len(items)} {image_id} -> {len(masks)} masks "
+                        f"({seconds:.1f} s)")
+                    maybe_stall(STAGE, n_committed)
                 start = time.perf_counter()
-                masks = generator.generate(load_rgb(image_path))
-                writer.write(image_id, masks)
-                n_committed += 1
-                bar.update()
-                log(f"{STAGE}: image {index}/{len(items)} {image_id} -> {len(masks)} masks "
-                    f"({time.perf_counter() - start:.1f} s)")
-                maybe_stall(STAGE, n_committed)
         writer.mark_complete(ids)
     final_path.parent.mkdir(parents=True, exist_ok=True)
     os.replace(partial_path, final_path)

@@ -1,8 +1,15 @@
+import os
+import subprocess
+import sys
+import time
+
+import h5py
 import numpy as np
 import pytest
 from PIL import Image
 
 import fmwsss.sam.run as sam_run
+from fmwsss.sam.build import SamSpeed
 from fmwsss.sam.run import run_sam_shard
 from fmwsss.sam.shards import SamShardReader
 
@@ -21,19 +28,22 @@ def items(tmp_path, blocks_image):
     return out
 
 
-def _run(items, tiny_sam_path, out_dir, lines):
-    run_sam_shard(items, tiny_sam_path, "tiny", SETTINGS, out_dir / ".partial" / "shard.h5", out_dir / "shard.h5",
-                  device="cpu", points_per_batch=8, rsw_chunk=4, log=lines.append)
+def _run(items, tiny_sam_path, out_dir, lines, speed=SamSpeed(points_per_batch=8, encoder_batch=1, rsw_chunk=4),
+         settings=SETTINGS, num_workers=0):
+    run_sam_shard(items, tiny_sam_path, "tiny", settings, out_dir / ".partial" / "shard.h5", out_dir / "shard.h5",
+                  device="cpu", speed=speed, num_workers=num_workers, log=lines.append)
 
 
 class Stalled(Exception):
     pass
 
 
-def test_resume_after_interruption_equals_uninterrupted_run(tmp_path, items, tiny_sam_path, monkeypatch):
+@pytest.mark.parametrize("implementation", ["reference", "fast"])
+def test_resume_after_interruption_equals_uninterrupted_run(tmp_path, items, tiny_sam_path, monkeypatch, implementation):
+    settings = {**SETTINGS, "implementation": implementation}
     reference_lines: list[str] = []
-    _run(items, tiny_sam_path, tmp_path / "ref", reference_lines)
-    assert [line.split(" -> ")[0] for line in reference_lines] == [
+    _run(items, tiny_sam_path, tmp_path / "ref", reference_lines, settings=settings)
+    assert [line.split(" -> ")[0] for line in reference_lines[1:]] == [
         "sam_masks: image 1/3 img_a", "sam_masks: image 2/3 img_b", "sam_masks: image 3/3 img_c"]
 
     def stall_after_two(stage, done):
@@ -43,15 +53,15 @@ def test_resume_after_interruption_equals_uninterrupted_run(tmp_path, items, tin
     lines: list[str] = []
     monkeypatch.setattr(sam_run, "maybe_stall", stall_after_two)
     with pytest.raises(Stalled):
-        _run(items, tiny_sam_path, tmp_path / "out", lines)
+        _run(items, tiny_sam_path, tmp_path / "out", lines, settings=settings)
     assert not (tmp_path / "out" / "shard.h5").exists()
     with pytest.raises(ValueError, match="incomplete"):
         SamShardReader(tmp_path / "out" / ".partial" / "shard.h5")
 
     monkeypatch.undo()
     lines.clear()
-    _run(items, tiny_sam_path, tmp_path / "out", lines)
-    assert len(lines) == 1 and lines[0].startswith("sam_masks: image 3/3 img_c -> ")
+    _run(items, tiny_sam_path, tmp_path / "out", lines, settings=settings)
+    assert len(lines) == 2 and lines[1].startswith("sam_masks: image 3/3 img_c -> ")
     assert not (tmp_path / "out" / ".partial" / "shard.h5").exists()
 
     with SamShardReader(tmp_path / "ref" / "shard.h5") as ref, SamShardReader(tmp_path / "out" / "shard.h5") as got:
@@ -66,7 +76,7 @@ def test_resume_after_interruption_equals_uninterrupted_run(tmp_path, items, tin
     # A finished shard is left alone.
     mtime = (tmp_path / "out" / "shard.h5").stat().st_mtime_ns
     lines.clear()
-    _run(items, tiny_sam_path, tmp_path / "out", lines)
+    _run(items, tiny_sam_path, tmp_path / "out", lines, settings=settings)
     assert lines == [f"sam_masks: {tmp_path / 'out' / 'shard.h5'} is complete, nothing to do"]
     assert (tmp_path / "out" / "shard.h5").stat().st_mtime_ns == mtime
 
@@ -74,4 +84,66 @@ def test_resume_after_interruption_equals_uninterrupted_run(tmp_path, items, tin
 def test_unknown_setting_is_named(tmp_path, items, tiny_sam_path):
     with pytest.raises(ValueError, match="points_per_sid"):
         run_sam_shard(items, tiny_sam_path, "tiny", {"points_per_sid": 4}, tmp_path / "p.h5", tmp_path / "f.h5",
-                      device="cpu", points_per_batch=8, rsw_chunk=4)
+                      device="cpu")
+
+
+def _shard_content(path):
+    """Every attribute and dataset of a shard file, as plain Python/numpy values."""
+    with h5py.File(path, "r") as f:
+        content = {"/": dict(f.attrs)}
+        for name, group in f.items():
+            content[name] = dict(group.attrs)
+            for key, dataset in group.items():
+                content[f"{name}/{key}"] = np.asarray(dataset)
+    return content
+
+
+def _assert_same_content(a, b):
+    assert a.keys() == b.keys()
+    for key in a:
+        if isinstance(a[key], dict):
+            assert a[key] == b[key], key
+        else:
+            np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+
+
+def test_point_batch_size_leaves_the_shard_identical(tmp_path, items, tiny_sam_path):
+    """The budget may change points_per_batch; the shard must not change with it (tiny SAM, CPU)."""
+    settings = {**SETTINGS, "points_per_side": 8}
+    _run(items, tiny_sam_path, tmp_path / "a", [], speed=SamSpeed(points_per_batch=7, encoder_batch=1),
+         settings=settings)
+    _run(items, tiny_sam_path, tmp_path / "b", [], speed=SamSpeed(points_per_batch=64, encoder_batch=1),
+         settings=settings)
+    _assert_same_content(_shard_content(tmp_path / "a" / "shard.h5"), _shard_content(tmp_path / "b" / "shard.h5"))
+
+
+def test_killed_mid_batch_resumes_at_the_first_uncommitted_image(tmp_path, items, tiny_sam_path):
+    """A real kill through the FMWSSS_TEST_STALL hook, with two images per batch and a loader worker:
+    the job stalls after committing image 3 of 4 (mid-batch); the rerun only does image 4."""
+    four = items + [("img_d", items[0][1])]
+    speed = "SamSpeed(points_per_batch=8, encoder_batch=2, rsw_chunk=4)"
+    script = (
+        "import sys; from pathlib import Path; from fmwsss.sam.build import SamSpeed; "
+        "from fmwsss.sam.run import run_sam_shard; "
+        f"run_sam_shard({[(i, str(p)) for i, p in four]!r}, {str(tiny_sam_path)!r}, 'tiny', {SETTINGS!r}, "
+        f"Path({str(tmp_path / 'out' / '.partial' / 'shard.h5')!r}), Path({str(tmp_path / 'out' / 'shard.h5')!r}), "
+        f"device='cpu', speed={speed}, num_workers=1, log=lambda m: print(m, flush=True))"
+    )
+    env = {**os.environ, "FMWSSS_TEST_STALL": "sam_masks:3"}
+    proc = subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.monotonic() + 120
+    stderr = ""
+    while "stalled after 3" not in stderr:
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        stderr += proc.stderr.readline()
+    proc.kill()
+    stdout, _ = proc.communicate()
+    assert "image 3/4 img_c" in stdout and "img_d" not in stdout
+    assert "2 image(s) per batch" in stdout
+
+    lines: list[str] = []
+    _run(four, tiny_sam_path, tmp_path / "out", lines, speed=SamSpeed(points_per_batch=8, encoder_batch=2, rsw_chunk=4))
+    assert [line.split(" -> ")[0] for line in lines[1:]] == ["sam_masks: image 4/4 img_d"]
+    _run(four, tiny_sam_path, tmp_path / "ref", [], speed=SamSpeed(points_per_batch=8, encoder_batch=2, rsw_chunk=4))
+    _assert_same_content(_shard_content(tmp_path / "ref" / "shard.h5"), _shard_content(tmp_path / "out" / "shard.h5"))

@@ -142,10 +142,18 @@ def test_key_dependencies_follow_the_stage_graph(voc_sample):
         "seeds_coarse": lambda p: p.update(seeds_coarse={"gamma": 0.5}),
         "seeds_fine": lambda p: p.update(seeds_fine={"gamma": 0.5}),
         "cams_fine": lambda p: p.update(cams_fine={"caa": {"box_thresh": 0.6}}),
+        "sam_implementation": lambda p: p["sam"].update(implementation="reference"),
+        "sam_autocast": lambda p: p["sam"].update(autocast="bf16"),
     }
+    changed["sam_implementation"] = changed["sam_autocast"] = changed["sam"]
     for section, edit in edits.items():
         new = keys(edit)
         assert {s for s in STAGES if new[s] != base[s]} == changed[section], section
+
+    # Speed knobs never move a key.
+    runtime = yaml.safe_load(yaml.safe_dump(raw))
+    runtime["runtime"].update(sam_memory_gb=6.0, sam_points_per_batch=16, sam_encoder_batch=1, sam_postprocess_chunk=8)
+    assert Plan(runtime).datasets["demo"].keys == base
 
 
 def _wait_for(pattern: str, folder: Path, timeout: float) -> Path:
