@@ -16,14 +16,59 @@ def _as_tensor(x: np.ndarray | torch.Tensor) -> torch.Tensor:
     return x if isinstance(x, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(x))
 
 
-def _max_cover(flat: torch.Tensor, query: torch.Tensor, container: torch.Tensor, chunk: int) -> torch.Tensor:
-    """max over container masks k of |m ∩ k| for each query mask m, as chunked float matmuls."""
-    best = torch.zeros(len(query), dtype=torch.float32, device=flat.device)
+def _boxes(masks: torch.Tensor) -> torch.Tensor:
+    """(N, 4) int64 ``y0, y1, x0, x1`` (end-exclusive) of bool ``(N, H, W)`` masks; empty masks get zeros."""
+    height, width = masks.shape[1:]
+    rows, cols = masks.any(dim=2), masks.any(dim=1)
+    y0 = rows.int().argmax(dim=1)
+    y1 = height - rows.flip(1).int().argmax(dim=1)
+    x0 = cols.int().argmax(dim=1)
+    x1 = width - cols.flip(1).int().argmax(dim=1)
+    boxes = torch.stack([y0, y1, x0, x1], dim=1)
+    return torch.where(rows.any(dim=1)[:, None], boxes, torch.zeros_like(boxes))
+
+
+def _z_order(boxes: torch.Tensor) -> torch.Tensor:
+    """Interleaved bits of the box centres (a Z-order curve): neighbours in it are close in the image."""
+    y = ((boxes[:, 0] + boxes[:, 1]) // 2).clamp(min=0)
+    x = ((boxes[:, 2] + boxes[:, 3]) // 2).clamp(min=0)
+    code = torch.zeros_like(y)
+    for bit in range(16):
+        code |= ((x >> bit) & 1) << (2 * bit) | ((y >> bit) & 1) << (2 * bit + 1)
+    return code
+
+
+def _max_cover(
+    masks: torch.Tensor, boxes: torch.Tensor, query: torch.Tensor, container: torch.Tensor, chunk: int
+) -> torch.Tensor:
+    """max over container masks k of |m ∩ k| for each query mask m, as chunked float matmuls.
+
+    Only pixels inside a chunk's union box can intersect its masks, and only containers whose box meets
+    that window can contribute, so each product runs on the window alone; queries are taken in Z-order
+    of their box centres so that a chunk's window stays small. Counts stay exact integers in float32.
+    """
+    best = torch.zeros(len(query), dtype=torch.float32, device=masks.device)
+    order = torch.argsort(_z_order(boxes[query]))
+    container_boxes = boxes[container]
     for i in range(0, len(query), chunk):
-        rows = flat[query[i : i + chunk]].float()
-        for j in range(0, len(container), chunk):
-            inter = rows @ flat[container[j : j + chunk]].float().T
-            best[i : i + chunk] = torch.maximum(best[i : i + chunk], inter.max(dim=1).values)
+        positions = order[i : i + chunk]
+        rows_idx = query[positions]
+        qb = boxes[rows_idx]
+        y0, y1 = int(qb[:, 0].min()), int(qb[:, 1].max())
+        x0, x1 = int(qb[:, 2].min()), int(qb[:, 3].max())
+        if y1 <= y0 or x1 <= x0:
+            continue
+        meets = ((container_boxes[:, 0] < y1) & (container_boxes[:, 1] > y0)
+                 & (container_boxes[:, 2] < x1) & (container_boxes[:, 3] > x0))
+        candidates = container[meets]
+        if len(candidates) == 0:
+            continue
+        rows = masks[rows_idx, y0:y1, x0:x1].reshape(len(rows_idx), -1).float()
+        cover = torch.zeros(len(rows_idx), dtype=torch.float32, device=masks.device)
+        for j in range(0, len(candidates), chunk):
+            cols = masks[candidates[j : j + chunk], y0:y1, x0:x1].reshape(-1, rows.shape[1]).float()
+            cover = torch.maximum(cover, (rows @ cols.T).max(dim=1).values)
+        best[positions] = cover
     return best
 
 
@@ -47,8 +92,9 @@ def rock_sand_water(
         raise ValueError(f"rock_sand_water: {n} masks but {levels_t.numel()} levels")
     if n and not bool(((levels_t >= 0) & (levels_t <= 2)).all()):
         raise ValueError(f"rock_sand_water: levels must be 0, 1 or 2, got {sorted(set(levels_t.tolist()))}")
-    flat = masks_t.flatten(1).bool()
-    area = flat.sum(dim=1).clamp(min=1).float()
+    masks_t = masks_t.bool()
+    boxes = _boxes(masks_t)
+    area = masks_t.flatten(1).sum(dim=1).clamp(min=1).float()
     keep = torch.zeros(n, dtype=torch.bool, device=masks_t.device)
     container = torch.nonzero(levels_t == 2).flatten()
     keep[container] = True
@@ -60,7 +106,7 @@ def rock_sand_water(
             keep[query] = True
             container = query
             continue
-        kept = query[_max_cover(flat, query, container, chunk) / area[query] < thresh]
+        kept = query[_max_cover(masks_t, boxes, query, container, chunk) / area[query] < thresh]
         keep[kept] = True
         container = torch.cat([container, kept])
     return keep.cpu().numpy()

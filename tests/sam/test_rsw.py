@@ -65,3 +65,38 @@ def test_empty_and_bad_levels():
     assert rock_sand_water(np.zeros((0, 4, 4), bool), np.zeros(0, int)).shape == (0,)
     with pytest.raises(ValueError, match="levels"):
         rock_sand_water(np.ones((1, 2, 2), bool), np.array([3]))
+
+
+def _rsw_brute_force(masks: np.ndarray, levels: np.ndarray, thresh: float) -> np.ndarray:
+    """The definition, one pair at a time."""
+    keep = levels == 2
+    container = list(np.flatnonzero(keep))
+    for level in (1, 0):
+        query = np.flatnonzero(levels == level)
+        if not container:
+            keep[query] = True
+            container = list(query)
+            continue
+        kept = [q for q in query
+                if max((masks[q] & masks[k]).sum() for k in container) / max(masks[q].sum(), 1) < thresh]
+        keep[kept] = True
+        container += kept
+    return keep
+
+
+def test_windowed_products_equal_the_definition():
+    """Local masks of every size (the windowed matmuls must miss no overlap), empty masks included."""
+    rng = np.random.default_rng(3)
+    for case in range(30):
+        n, height, width = int(rng.integers(1, 40)), int(rng.integers(8, 48)), int(rng.integers(8, 48))
+        masks = np.zeros((n, height, width), bool)
+        for m in masks:
+            if rng.random() < 0.1:
+                continue  # empty
+            y0, x0 = rng.integers(0, height), rng.integers(0, width)
+            h, w = rng.integers(1, height + 1), rng.integers(1, width + 1)
+            m[y0 : y0 + h, x0 : x0 + w] = rng.random((min(h, height - y0), min(w, width - x0))) > 0.3
+        levels = rng.integers(0, 3, n)
+        for chunk in (1, 3, 50):
+            np.testing.assert_array_equal(rock_sand_water(masks, levels, 0.3, chunk),
+                                          _rsw_brute_force(masks, levels, 0.3), err_msg=f"case {case}")
