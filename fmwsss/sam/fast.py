@@ -91,7 +91,6 @@ def prepare_image(
 class _Candidates:
     """Masks of one crop that passed the per-batch filters, packed at crop resolution."""
 
-    crop: PreparedCrop
     packed: list[torch.Tensor] = field(default_factory=list)
     boxes: list[torch.Tensor] = field(default_factory=list)  # xyxy, crop coordinates
     iou: list[torch.Tensor] = field(default_factory=list)
@@ -258,7 +257,7 @@ class FastMaskGenerator:
         crop_size = (y1 - y0, x1 - x0)
         points = self.point_grids[crop.layer] * np.array(crop_size)[None, ::-1]
         coords = torch.as_tensor(self.transform.apply_coords(points, crop_size), device=self.device)
-        candidates = _Candidates(crop)
+        candidates = _Candidates()
         dense_pe = self.model.prompt_encoder.get_dense_pe()
         for part in _chunks(len(coords), self.points_per_batch):
             batch = coords[part][:, None, :]
