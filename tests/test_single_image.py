@@ -13,8 +13,8 @@ from PIL import Image
 from fmwsss.data.classes import VOC_BG_PROMPT_NAMES, VOC_CLASS_NAMES, VOC_FG_PROMPT_NAMES
 from fmwsss.data.palette import voc_palette
 from fmwsss.models.weights import MissingWeightsError
-from fmwsss.seed_cli import ZERO_SHOT_WARNING, register
-from fmwsss.single_image import (TagError, build_text_head, class_ids, dataset_class_names, label_fractions,
+from fmwsss.cli.seed import ZERO_SHOT_WARNING, register
+from fmwsss.cli.single_image import (TagError, build_text_head, class_ids, dataset_class_names, label_fractions,
                                  overlay, zero_shot_marker)
 
 REPO = Path(__file__).resolve().parents[1]

@@ -18,7 +18,7 @@ from fmwsss.cams.caa import CaaSettings, refine
 from fmwsss.cams.clip_wrapper import ClipCam, preprocess_native
 from fmwsss.cams.gradcam import softmax_gradcam
 from fmwsss.cams.shards import CamShardWriter
-from fmwsss.pipeline.hooks import maybe_stall
+from fmwsss.hooks import maybe_stall
 from fmwsss.prompts.learners import ZeroShotPrompts, load_prompts
 
 

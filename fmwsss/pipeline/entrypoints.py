@@ -224,7 +224,7 @@ def seeds_shard(smk: Any, stage: str) -> None:
     """One shard of seeds: SAMS (or the argmax baseline) on the SAM masks and the refined CAMs."""
     from fmwsss.cams.shards import CamShardReader
     from fmwsss.io.shards import GroupShardWriter
-    from fmwsss.pipeline.hooks import maybe_stall
+    from fmwsss.hooks import maybe_stall
     from fmwsss.sam.shards import SamShardReader
     from fmwsss.seeding import argmax_seed, sams_seed
 

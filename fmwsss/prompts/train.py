@@ -25,7 +25,7 @@ from tqdm import tqdm
 from fmwsss.cams.clip_wrapper import ClipCam, to_input_tensor
 from fmwsss.cams.gradcam import softmax_gradcam
 from fmwsss.io.atomic import atomic_write_bytes
-from fmwsss.pipeline.hooks import maybe_stall
+from fmwsss.hooks import maybe_stall
 from fmwsss.prompts.augment import AugConfig, augment
 from fmwsss.prompts.learners import PromptConfig, PromptLearner, save_prompts
 from fmwsss.prompts.losses import (cam_activation, cam_loss_count, contrastive_count, multilabel_contrastive)

@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from fmwsss.data.images import load_rgb
 from fmwsss.models.sam import load_sam
-from fmwsss.pipeline.hooks import maybe_stall
+from fmwsss.hooks import maybe_stall
 from fmwsss.sam.build import SamSpeed, build_generator, check_sam_settings
 from fmwsss.sam.fast import FastMaskGenerator, prepare_image
 from fmwsss.sam.shards import SamShardReader, SamShardWriter

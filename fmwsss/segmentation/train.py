@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from fmwsss.io.atomic import atomic_write_bytes
-from fmwsss.pipeline import hooks
+from fmwsss import hooks
 from fmwsss.segmentation.dataset import IGNORE, AugSettings, IterationSampler, PseudoLabelDataset
 from fmwsss.segmentation.models import build_segmenter, save_segmenter
 

@@ -1,7 +1,7 @@
 import argparse
 from pathlib import Path
 
-from fmwsss.data.cli import register
+from fmwsss.cli.data import register
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -12,7 +12,7 @@ from typing import Iterator
 
 import pytest
 
-from fmwsss.models import cli
+from fmwsss.cli import weights as cli
 from fmwsss.models.download import DownloadError, fetch_weight, source_url
 from fmwsss.models.weights import WEIGHTS, MissingWeightsError, WeightsIntegrityError, require_local
 

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from fmwsss.models import cli, weights
+from fmwsss.cli import weights as cli
+from fmwsss.models import weights
 from fmwsss.models.weights import (
     TINY_VERSION,
     WEIGHTS,

@@ -6,7 +6,7 @@ import csv
 import pytest
 import torch
 
-from fmwsss.pipeline import hooks
+from fmwsss import hooks
 from fmwsss.segmentation.models import load_segmenter
 from fmwsss.segmentation.train import train_segmenter
 

@@ -2,7 +2,7 @@
 
 ``register(subparsers)`` adds the subcommand to the top-level ``fmwsss`` parser and sets
 ``args.func(args) -> int``.
-Errors are raised (missing weights or files, unknown tags, bad config) for ``fmwsss.cli.main`` to report.
+Errors are raised (missing weights or files, unknown tags, bad config) for ``fmwsss.cli.main.main`` to report.
 """
 from __future__ import annotations
 
@@ -91,7 +91,7 @@ def run_seed(args: argparse.Namespace) -> int:
     from fmwsss.data.palette import palette_for, save_label_png
     from fmwsss.pipeline.config import Config
     from fmwsss.devices import resolve_device
-    from fmwsss.single_image import FineChain, class_ids, dataset_class_names, zero_shot_marker
+    from fmwsss.cli.single_image import FineChain, class_ids, dataset_class_names, zero_shot_marker
 
     config = Config.from_file(args.config)
     dataset = args.dataset or (args.run.resolve().name if args.run else "demo")
@@ -133,7 +133,7 @@ def write_overlay(path: Path, rgb, seed, palette: list[int]) -> None:
     from PIL import Image
 
     from fmwsss.io.atomic import atomic_write_bytes
-    from fmwsss.single_image import overlay
+    from fmwsss.cli.single_image import overlay
 
     buf = io.BytesIO()
     Image.fromarray(overlay(rgb, seed, palette)).save(buf, format="PNG")
@@ -142,7 +142,7 @@ def write_overlay(path: Path, rgb, seed, palette: list[int]) -> None:
 
 def summary_line(name: str, result, class_names, output: Path, overlay_path: Path | None) -> str:
     """One line: how many tagged classes made it into the seed, each one's pixel share, and the files."""
-    from fmwsss.single_image import label_fractions
+    from fmwsss.cli.single_image import label_fractions
 
     fractions = label_fractions(result.seed, [0, *result.classes.tolist()])
     shares = [f"{class_names[c - 1]} {100 * f:.1f}%" for c, f in fractions.items() if c]

@@ -86,9 +86,9 @@ def _cmd_gc(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from fmwsss.data.cli import register as register_data
-    from fmwsss.models.cli import register as register_weights
-    from fmwsss.seed_cli import register as register_seed
+    from fmwsss.cli.data import register as register_data
+    from fmwsss.cli.weights import register as register_weights
+    from fmwsss.cli.seed import register as register_seed
 
     parser = argparse.ArgumentParser(
         prog="fmwsss",
