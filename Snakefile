@@ -28,10 +28,6 @@ WEIGHTS_DIR = os.path.relpath(weights_dir()) if weights_dir().is_relative_to(os.
 WEIGHT_BY_FILE = {w.filename: name for name, w in WEIGHTS.items()}
 
 
-resource_scopes:
-    gpu="local",
-
-
 wildcard_constraints:
     dataset="|".join(PLAN.datasets),
     key=r"[0-9a-f]+",
@@ -39,6 +35,7 @@ wildcard_constraints:
     alias="|".join(ALIASES),
 
 
+include: "workflow/rules/gpus.smk"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/weights.smk"
 include: "workflow/rules/sam.smk"

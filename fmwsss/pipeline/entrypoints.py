@@ -43,11 +43,12 @@ def _set_threads(threads: int) -> None:
     torch.set_num_threads(max(1, int(threads)))
 
 
-def _device(runtime: dict):
-    """The job's torch device from ``runtime.device`` (imported lazily: the Snakefile imports this module)."""
-    from fmwsss.devices import resolve_device
+def _job_device(smk: Any, log: Callable[[str], None]) -> contextlib.AbstractContextManager:
+    """The job's torch device from ``runtime.device``, held until the job ends: on a workstation with N GPUs,
+    N concurrent jobs get N different GPUs (imported lazily: the Snakefile imports this module)."""
+    from fmwsss.devices import job_device
 
-    return resolve_device(runtime["device"])
+    return job_device(_runtime(smk)["device"], log)
 
 
 def _log_path(smk: Any) -> str | None:
@@ -67,7 +68,7 @@ def sam_masks(smk: Any) -> None:
     from fmwsss.sam.build import SamSpeed
     from fmwsss.sam.run import run_sam_shard
 
-    with job_log(_log_path(smk)) as log:
+    with job_log(_log_path(smk)) as log, _job_device(smk, log) as device:
         _set_threads(smk.threads)
         p = smk.params
         runtime = _runtime(smk)
@@ -84,7 +85,7 @@ def sam_masks(smk: Any) -> None:
             settings=p.spec["settings"]["sam"],
             partial_path=partial_dir / final.name,
             final_path=final,
-            device=_device(runtime),
+            device=device,
             speed=SamSpeed.from_runtime(runtime),
             num_workers=runtime["num_workers"],
             log=log,
@@ -162,7 +163,7 @@ def prompts_train(smk: Any, stage: str) -> None:
     from fmwsss.prompts.train import train_prompts
 
     section_name = "prompts_cls" if stage == "prompts_cls_train" else "prompts_seg"
-    with job_log(_log_path(smk)) as log:
+    with job_log(_log_path(smk)) as log, _job_device(smk, log) as device:
         _set_threads(smk.threads)
         ds = _job_plan(smk, stage)
         section = ds.settings[section_name]
@@ -182,7 +183,7 @@ def prompts_train(smk: Any, stage: str) -> None:
             log(f"{stage}: {len(items)} images, {cfg.max_iter} iterations, batch {cfg.batch_size}")
             train_prompts(
                 items, smk.input.weights, prompt_config(section, fg, bg), cfg, smk.params.partial, out,
-                device=_device(runtime), log=log,
+                device=device, log=log,
             )
         write_spec(out.parent, smk.wildcards.key, smk.params.spec, smk.wildcards.dataset)
         _drop_partial(smk.params.partial)
@@ -205,7 +206,7 @@ def cams_dump(smk: Any, stage: str) -> None:
     prompts_stage, section = (
         ("prompts_cls_train", "cams_coarse") if stage == "cams_coarse_dump" else ("prompts_seg_train", "cams_fine")
     )
-    with job_log(_log_path(smk)) as log:
+    with job_log(_log_path(smk)) as log, _job_device(smk, log) as device:
         _set_threads(smk.threads)
         ds = _job_plan(smk, stage)
         final = Path(smk.output.shard)
@@ -215,7 +216,7 @@ def cams_dump(smk: Any, stage: str) -> None:
         log(f"{stage}: shard {final.stem} of {ds.name}, {len(items)} images")
         dump_cams(
             items, smk.input.weights, _prompts_source(getattr(smk.input, prompts_stage)), caa_settings(caa),
-            Path(smk.params.partial) / final.name, final, device=_device(_runtime(smk)),
+            Path(smk.params.partial) / final.name, final, device=device,
             log=log, stage=stage, n_attn_layers=caa["last_n_layers"],
         )
 
@@ -229,14 +230,13 @@ def seeds_shard(smk: Any, stage: str) -> None:
     from fmwsss.seeding import argmax_seed, sams_seed
 
     cams_stage = "cams_coarse_dump" if stage == "seeds_coarse" else "cams_fine_dump"
-    with job_log(_log_path(smk)) as log:
+    with job_log(_log_path(smk)) as log, _job_device(smk, log) as device:
         _set_threads(smk.threads)
         ds = _job_plan(smk, stage)
         section = ds.settings[stage]
         final = Path(smk.output.shard)
         clean_stale_temps(final.parent)
         ids = ds.shards[final.stem]
-        device = _device(_runtime(smk))
         sam = SamShardReader(_store_dir(smk.input.sam_masks) / final.name)
         cams = CamShardReader(_store_dir(getattr(smk.input, cams_stage)) / final.name)
         with GroupShardWriter(Path(smk.params.partial) / final.name, final, section) as writer:
@@ -349,7 +349,7 @@ def deeplab_train(smk: Any) -> None:
     """Stage II: train DeepLab on the fine seeds of the training ids (resumable from checkpoints)."""
     from fmwsss.segmentation import train_segmenter
 
-    with job_log(_log_path(smk)) as log:
+    with job_log(_log_path(smk)) as log, _job_device(smk, log) as device:
         _set_threads(smk.threads)
         ds = _job_plan(smk, "deeplab_train")
         seeds = _store_dir(smk.input.seeds_fine)
@@ -360,7 +360,7 @@ def deeplab_train(smk: Any) -> None:
         out = Path(smk.output.model)
         train_segmenter(
             items, ds.settings["segmenter"], ds.dataset.num_classes + 1, out, smk.params.partial,
-            device=_device(runtime), log=log, micro_batch=runtime["micro_batch"],
+            device=device, log=log, micro_batch=runtime["micro_batch"],
             checkpoint_every=runtime["checkpoint_every"], num_workers=runtime["num_workers"],
         )
         write_spec(out.parent, smk.wildcards.key, smk.params.spec, smk.wildcards.dataset)
@@ -372,7 +372,7 @@ def deeplab_eval(smk: Any) -> None:
     from fmwsss.io.atomic import atomic_write_json
     from fmwsss.segmentation import evaluate_segmenter
 
-    with job_log(_log_path(smk)) as log:
+    with job_log(_log_path(smk)) as log, _job_device(smk, log) as device:
         _set_threads(smk.threads)
         ds = _job_plan(smk, "deeplab_eval")
         store = Path(smk.output.metrics).parent
@@ -382,7 +382,7 @@ def deeplab_eval(smk: Any) -> None:
         items = [(i, ds.dataset.image_path(i), ds.dataset.gt_path(i)) for i in val_ids]
         result = evaluate_segmenter(
             smk.input.deeplab_train, items, ds.dataset.num_classes + 1, store,
-            _device(_runtime(smk)), ds.settings["segmenter_eval"]["ms_scales"], log=log,
+            device, ds.settings["segmenter_eval"]["ms_scales"], log=log,
             split_name=f"{ds.name}: val", class_names=("background", *ds.dataset.class_names),
         )
         link = store / "model.pt"
