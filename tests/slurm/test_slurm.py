@@ -229,7 +229,7 @@ def profile(tmp_path_factory) -> Path:
 def local_run(tmp_path_factory, profile) -> Run:
     run = fresh(tmp_path_factory.mktemp("slurm") / "local")
     threads = [f"{rule}={n}" for rule, n in load(profile / "config.yaml")["set-threads"].items()]
-    # two jobs at once (the default profile's gpu cap of 1 would serialise them); threads as on SLURM
+    # two jobs at once (without a GPU the gpu resource is 1, which would serialise them); threads as on SLURM
     start = time.monotonic()
     proc = run.snakemake("--cores", "2", TARGET, "--resources", "gpu=2", "--set-threads", *threads)
     print(f"\nlocal reference run of {TARGET}: {time.monotonic() - start:.0f} s, rc {proc.returncode}")
