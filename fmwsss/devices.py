@@ -62,6 +62,8 @@ def job_device(setting: str, log: Callable[[str], None], environ: Mapping[str, s
         yield torch.device("cpu")
         return
     if setting.startswith("cuda:"):
+        if int(setting[5:]) >= torch.cuda.device_count():
+            raise RuntimeError(f"runtime.device is {setting} but this job sees {torch.cuda.device_count()} GPU(s)")
         log(f"device: {setting} (pinned by runtime.device)")
         yield _gpu(int(setting[5:]), False)
         return

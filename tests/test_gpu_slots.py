@@ -163,6 +163,9 @@ def test_job_device_settings(tmp_path):
     assert not (tmp_path / "slurm").exists()  # under SLURM with its one GPU: no lock taken
     with pytest.raises(ValueError, match="runtime.device"), job_device("gpu0", lines.append, env):
         pass
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="cuda:1 but this job sees 0 GPU"), job_device("cuda:1", lines.append):
+            pass
 
 
 def test_schema_checks_runtime_device():
