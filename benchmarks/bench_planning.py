@@ -32,6 +32,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -71,18 +72,24 @@ class Run:
     output: str = ""
 
 
-def measure(cmd: list[str], cwd: Path, env: dict[str, str], marker: tuple[Path, re.Pattern] | None = None) -> tuple[Run, float | None]:
+def measure(
+    cmd: list[str], cwd: Path, env: dict[str, str], marker: tuple[Path, re.Pattern] | None = None,
+    timeout: float = 3600,
+) -> tuple[Run, float | None]:
     """Run ``cmd`` to completion; with ``marker`` (file, pattern) also the seconds until the file matches."""
     with tempfile.TemporaryFile("w+") as out:
         tic = time.perf_counter()
-        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, text=True,
+                                start_new_session=True)
         marked = None
         while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG if marker else 0)
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
             if marker and marked is None and marker[0].is_file() and marker[1].search(marker[0].read_text()):
                 marked = time.perf_counter() - tic
             if pid:
                 break
+            if time.perf_counter() - tic > timeout:
+                os.killpg(proc.pid, signal.SIGKILL)  # its own session: the whole tree, nothing else
             time.sleep(0.02)
         wall = time.perf_counter() - tic
         proc.returncode = os.waitstatus_to_exitcode(status)
@@ -170,7 +177,8 @@ class Bench:
         Run after that scenario's dry-runs: the stand-in inputs it creates would change their job count.
         """
         wd = self.workdirs[dataset]
-        jobs = sorted((b for b in job_blocks(self.dry_outputs[dataset]) if b["rule"] == rule), key=lambda b: b.get("wildcards", ""))
+        jobs = [b for b in job_blocks(self.dry_outputs[dataset]) if b["rule"] == rule]
+        jobs.sort(key=lambda b: b.get("wildcards", ""))
         if not jobs:
             raise SystemExit(f"no {rule} job in the dry-run of results/{dataset}/seeds")
         job = jobs[0]
@@ -231,7 +239,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--smoke", action="store_true", help="tiny trees, cold runs only: seconds, for the test suite")
     ap.add_argument("--warm", type=int, help="warm dry-runs per scenario after the cold one (default 2; smoke 0)")
     ap.add_argument("--samples", type=Path, default=None, help="shared sample folder (default as make_synthetic_trees)")
-    ap.add_argument("--scratch", type=Path, help="where the working directories go (default: a temporary folder, removed)")
+    ap.add_argument("--scratch", type=Path,
+                    help="where the working directories go, kept (default: a temporary folder, removed)")
     ap.add_argument("--snakefile", type=Path, default=REPO / "Snakefile")
     ap.add_argument("--job-rule", default="cams_coarse_dump", help="rule of the job whose start is timed")
     ap.add_argument("--job-marker", default=r"shard \S+ of \w+, \d+ images",
