@@ -13,8 +13,9 @@ its first dry-run finds nothing cached: that **cold** run is timed apart from th
 - ``demo, all configured``: voc and coco set too, same target;
 - ``voc`` / ``coco``: ``results/{voc,coco}/seeds``.
 
-Every measurement is a fresh ``snakemake -n --cores all`` process; wall time is from launch to exit and peak
-RSS is the largest resident size in its process tree (``wait4``'s ``ru_maxrss``). The job count is the
+Every measurement is a fresh ``snakemake -n --cores all`` process; wall time is from launch to exit, CPU time
+(user + system) and peak RSS, the largest resident size, are its process tree's (``wait4``'s rusage). On a
+shared machine wall time grows with the load and CPU time hardly does: read both. The job count is the
 ``total`` of Snakemake's job stats.
 
 **Job start** (in the coco directory, after its dry-runs): one shard job of ``--job-rule`` run the way a
@@ -64,9 +65,10 @@ TARGETS = {  # issue 11's goals once the dataset index exists, printed for refer
 
 @dataclass
 class Run:
-    """One measured process: wall seconds, peak RSS of its process tree in MB, exit status, output."""
+    """One measured process: wall and CPU (user + system) seconds and peak RSS in MB of its process tree."""
 
     wall: float
+    cpu: float
     rss_mb: float
     rc: int
     output: str = ""
@@ -94,7 +96,8 @@ def measure(
         wall = time.perf_counter() - tic
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
-        return Run(wall, usage.ru_maxrss / 1024, proc.returncode, out.read()), marked
+        cpu = usage.ru_utime + usage.ru_stime
+        return Run(wall, cpu, usage.ru_maxrss / 1024, proc.returncode, out.read()), marked
 
 
 def job_total(output: str) -> int:
@@ -160,8 +163,9 @@ class Bench:
         warm = [self.dry_run(wd, target) for _ in range(self.warm)]
         self.rows.append({
             "what": name, "target": target, "jobs": job_total(cold.output),
-            "cold_s": cold.wall, "cold_mb": cold.rss_mb,
+            "cold_s": cold.wall, "cold_cpu": cold.cpu, "cold_mb": cold.rss_mb,
             "warm_s": min(r.wall for r in warm) if warm else None,
+            "warm_cpu": min(r.cpu for r in warm) if warm else None,
             "warm_mb": max(r.rss_mb for r in warm) if warm else None,
         })
         print(f"  {name}: cold {cold.wall:.1f} s / {cold.rss_mb:.0f} MB, warm {[round(r.wall, 1) for r in warm]} s",
@@ -196,7 +200,7 @@ class Bench:
             tail = log.read_text()[-2000:] if log.is_file() else run.output[-2000:]
             raise SystemExit(f"the {rule} job never logged {marker!r}; its log ends:\n{tail}")
         return {"rule": rule, "wildcards": wildcards, "start_s": started, "exit_s": run.wall,
-                "rss_mb": run.rss_mb}
+                "exit_cpu": run.cpu, "rss_mb": run.rss_mb}
 
 
 def load() -> str:
@@ -204,28 +208,31 @@ def load() -> str:
 
 
 def table(rows: list[dict], torch: Run, job: dict) -> str:
+    """Markdown tables; each run as ``wall s (cpu s), peak MB``: CPU time barely moves with the machine's load."""
     kind = "warm" if rows[0]["warm_s"] is not None else "cold"
     base = rows[0]
     lines = [
-        f"| what | target | jobs | cold run | warm run | {kind} / demo only | issue 11 goal |",
+        f"| what | target | jobs | cold run | warm run | {kind} / demo only (wall, cpu, RSS) | issue 11 goal |",
         "|---|---|---:|---|---|---|---|",
     ]
+
+    def cell(r: dict, k: str) -> str:
+        return f"{r[f'{k}_s']:.1f} s ({r[f'{k}_cpu']:.1f} s cpu), {r[f'{k}_mb']:.0f} MB"
+
     for r in rows:
-        warm = f"{r['warm_s']:.1f} s, {r['warm_mb']:.0f} MB" if r["warm_s"] is not None else "not run"
-        lines.append(
-            f"| {r['what']} | `{r['target']}` | {r['jobs']} | {r['cold_s']:.1f} s, {r['cold_mb']:.0f} MB | {warm} | "
-            f"{r[f'{kind}_s'] / base[f'{kind}_s']:.1f}x time, {r[f'{kind}_mb'] / base[f'{kind}_mb']:.1f}x RSS | "
-            f"{TARGETS.get(r['what'], 'baseline')} |"
-        )
+        ratio = "x, ".join(f"{r[f'{kind}_{m}'] / base[f'{kind}_{m}']:.1f}" for m in ("s", "cpu", "mb"))
+        warm = cell(r, "warm") if r["warm_s"] is not None else "not run"
+        lines.append(f"| {r['what']} | `{r['target']}` | {r['jobs']} | {cell(r, 'cold')} | {warm} | {ratio}x | "
+                     f"{TARGETS.get(r['what'], 'baseline')} |")
     beyond = job["start_s"] - torch.wall
     lines += [
         "",
         "| job start (coco) | wall | peak RSS |",
         "|---|---|---|",
-        f"| `python -c 'import torch'` | {torch.wall:.1f} s | {torch.rss_mb:.0f} MB |",
+        f"| `python -c 'import torch'` | {torch.wall:.1f} s ({torch.cpu:.1f} s cpu) | {torch.rss_mb:.0f} MB |",
         f"| `{job['rule']}` {job['wildcards']}: launch to planned | {job['start_s']:.1f} s "
-        f"(**{beyond:+.1f} s** beyond torch, {job['start_s'] / torch.wall:.1f}x) | {job['rss_mb']:.0f} MB "
-        f"(to exit, {job['exit_s']:.1f} s) |",
+        f"(**{beyond:+.1f} s** beyond torch, {job['start_s'] / torch.wall:.1f}x) | {job['rss_mb']:.0f} MB to exit "
+        f"({job['exit_s']:.1f} s, {job['exit_cpu']:.1f} s cpu) |",
         f"| issue 11 goal | {TARGETS['job start']} | |",
     ]
     return "\n".join(lines)
