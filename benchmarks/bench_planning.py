@@ -1,7 +1,7 @@
 """Planning cost at full size: dry-run wall time and peak RSS per target, and one job's start cost.
 
     .venv/bin/python benchmarks/make_synthetic_trees.py /work/synth        # once, ~15 s
-    .venv/bin/python benchmarks/bench_planning.py --trees /work/synth       # ~10 min today
+    .venv/bin/python benchmarks/bench_planning.py --trees /work/synth       # ~30 min at load 16 today
     .venv/bin/python benchmarks/bench_planning.py --smoke                   # tiny trees, seconds
 
 Each scenario gets its own scratch working directory (the repo's config.yaml, the demo sample fetched into
@@ -120,6 +120,8 @@ def job_blocks(output: str) -> list[dict[str, str]]:
 
 def make_workdir(path: Path, snippet: Path | None, samples: Path) -> Path:
     """A scratch working directory: the repo's config (plus the trees' datasets) and the demo sample."""
+    if path.exists():
+        raise SystemExit(f"{path} exists: give an empty --scratch folder (cold runs need fresh directories)")
     path.mkdir(parents=True)
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     if snippet is not None:
