@@ -3,9 +3,12 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
 CORES ?= all
-# Where `make demo` copies the 24 VOC demo images from: a local copy of the sample (as on the CI machine), or
-# the official VOC2012 trainval tar URL on a machine that is online.
-VOC_SAMPLE_SOURCE ?= ../shared/data/voc_sample
+# Where `make data` copies the samples from: by default the copies shipped in samples/ (no network needed);
+# VOC_SAMPLE_SOURCE may also be another folder in the same layout, a VOC2012 trainval tar, or its URL.
+VOC_SAMPLE_SOURCE ?= samples/voc_sample
+COCO_SAMPLE_SOURCE ?= samples/coco_sample
+# Snakemake 9 needs Python 3.11 or newer; `make install` checks $(PYTHON) first.
+PYTHON_MIN := 3.11
 
 .PHONY: help install data demo demo-pretrained test test-fast test-long test-slurm lint
 
@@ -13,6 +16,12 @@ help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
 $(BIN)/fmwsss: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < tuple(map(int, "$(PYTHON_MIN)".split("."))))' 2>/dev/null || { \
+	  echo "make install: fmwsss needs Python >= $(PYTHON_MIN) (Snakemake 9 does), but PYTHON=$(PYTHON) is" \
+	       "$$($(PYTHON) --version 2>/dev/null || echo 'not found')." >&2; \
+	  echo "Install Python $(PYTHON_MIN) or newer (e.g. apt-get install python3.11-venv, or conda/uv/pyenv)" \
+	       "and run: make install PYTHON=python$(PYTHON_MIN)" >&2; \
+	  exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --upgrade pip
 	$(BIN)/pip install -e .
@@ -23,7 +32,10 @@ install: $(BIN)/fmwsss  ## create .venv and install fmwsss with its pinned depen
 data/voc_sample/labels.json: | $(BIN)/fmwsss
 	$(BIN)/fmwsss data voc-sample --source $(VOC_SAMPLE_SOURCE) --dest data/voc_sample
 
-data: data/voc_sample/labels.json  ## fetch the 24-image VOC demo sample into data/ (git-ignored)
+data/coco_sample/labels.json: | $(BIN)/fmwsss
+	$(BIN)/fmwsss data coco-sample --source $(COCO_SAMPLE_SOURCE) --dest data/coco_sample
+
+data: data/voc_sample/labels.json data/coco_sample/labels.json  ## copy the VOC and COCO samples into data/ (git-ignored)
 
 DEMO_IMAGE ?= 2007_000032
 
@@ -37,6 +49,8 @@ demo: data  ## the pipeline on the VOC demo images with TINY RANDOM TEST WEIGHTS
 	@echo "== metrics against the ground truth: results/demo/seeds/metrics.json (also results/demo/cams_*/metrics.json)"
 	@echo "== segmenter trained on the seeds, scored on the 8 val images: results/demo/deeplab/metrics.json"
 	@echo "== an overlay picture: results/demo/overlay_$(DEMO_IMAGE).png"
+	$(BIN)/fmwsss report demo
+	@echo "== the HTML report (seeds next to image and ground truth, metrics, variants): results/demo/report/index.html"
 
 demo-pretrained: data  ## the same with the real CLIP ViT-B/16 and SAM ViT-H weights (downloads them once)
 	$(BIN)/snakemake --cores $(CORES) results/demo_pretrained/seeds results/demo_pretrained/deeplab

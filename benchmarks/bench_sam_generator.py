@@ -39,7 +39,7 @@ from fmwsss.sam.shards import SamShardWriter
 from fmwsss.sam.types import ImageMasks
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = Path(os.environ.get("FMWSSS_SHARED_DATA", ROOT / "../shared/data"))
+DEFAULT_DATA = Path(os.environ.get("FMWSSS_SHARED_DATA") or ROOT / "samples")
 STOCK_KNOBS = ("points_per_side", "pred_iou_thresh", "stability_score_thresh", "stability_score_offset",
                "box_nms_thresh", "crop_n_layers", "crop_nms_thresh", "crop_overlap_ratio",
                "crop_n_points_downscale_factor", "min_mask_region_area")

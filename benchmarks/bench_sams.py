@@ -16,7 +16,7 @@ Two input sets, each timed per image (best of ``--repeat``) with identical seeds
 It also prints the store's size per image (seed PNGs, SAM mask shards, CAM shards). Runs on one CPU thread
 (fair on a shared machine) unless ``--device cuda``.
 
-    .venv/bin/python benchmarks/bench_sams.py [--data ../shared/data/voc_sample] [--store results/demo/store]
+    .venv/bin/python benchmarks/bench_sams.py [--data samples/voc_sample] [--store results/demo/store]
                                               [--device cpu] [--repeat 3]
 """
 from __future__ import annotations
@@ -39,7 +39,7 @@ from fmwsss.seeding import sams_seed
 
 EPS = 1e-7
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = Path(os.environ.get("FMWSSS_SHARED_DATA", ROOT / "../shared/data"))
+DEFAULT_DATA = Path(os.environ.get("FMWSSS_SHARED_DATA") or ROOT / "samples")
 
 
 def sams_loop(masks: np.ndarray, levels: np.ndarray, cams: np.ndarray, classes: np.ndarray, gamma: float):

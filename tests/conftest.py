@@ -1,16 +1,12 @@
-"""Shared fixtures: a tiny OpenAI-format CLIP and the real VOC demo sample (read from ../shared/data)."""
+"""Shared fixtures: a tiny OpenAI-format CLIP and the real VOC and COCO samples (``tests/samples.py`` finds them)."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 
-
-def _shared_data() -> Path:
-    env = os.environ.get("FMWSSS_SHARED_DATA")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "data"
+from tests.samples import sample_dir
 
 
 @pytest.fixture(scope="session")
@@ -28,23 +24,16 @@ def clip_cam(tiny_clip_path):
     return ClipCam(load_clip(tiny_clip_path, "cpu"))
 
 
-def _sample(name: str) -> Path:
-    path = _shared_data() / name
-    if not (path / "labels.json").is_file():
-        pytest.skip(f"{name} not found at {path} (set FMWSSS_SHARED_DATA)")
-    return path.resolve()
-
-
 @pytest.fixture(scope="session")
 def voc_sample() -> Path:
     """The 24 real VOC 2012 demo images with masks and labels.json."""
-    return _sample("voc_sample")
+    return sample_dir("voc_sample")
 
 
 @pytest.fixture(scope="session")
 def coco_sample() -> Path:
     """The 12 real COCO val2014 images with their instance annotations."""
-    return _sample("coco_sample")
+    return sample_dir("coco_sample")
 
 
 @pytest.fixture(scope="session")

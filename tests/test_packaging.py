@@ -1,4 +1,4 @@
-"""The conda env mirrors pyproject's pins, and every rule declares it."""
+"""The conda env mirrors pyproject's pins, every rule declares it, and the Python floor agrees everywhere."""
 from __future__ import annotations
 
 import re
@@ -29,3 +29,22 @@ def test_every_script_rule_declares_the_env():
         for rule in re.split(r"\nrule ", smk.read_text())[1:]:
             if "script:" in rule:
                 assert 'conda:\n        "../../envs/fmwsss.yaml"' in rule, (smk.name, rule.splitlines()[0])
+
+
+def _floor(spec: str) -> tuple[int, int]:
+    major, minor = re.fullmatch(r">=\s*(\d+)\.(\d+)(?:\.\d+)?", spec.strip()).groups()
+    return int(major), int(minor)
+
+
+def test_python_floor_agrees_with_snakemake_makefile_and_env():
+    """A user on an older Python must meet the clear message of `make install` (its PYTHON_MIN) or pip's
+    requires-python check, never a resolver error deep in Snakemake's dependencies."""
+    from importlib.metadata import metadata
+
+    project = _floor(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"])
+    assert project >= _floor(metadata("snakemake")["Requires-Python"])
+    make_min = re.search(r"^PYTHON_MIN := (\d+)\.(\d+)$", (ROOT / "Makefile").read_text(), re.M).groups()
+    assert tuple(map(int, make_min)) == project
+    env = yaml.safe_load((ROOT / "envs" / "fmwsss.yaml").read_text())
+    python = next(d for d in env["dependencies"] if isinstance(d, str) and d.startswith("python"))
+    assert tuple(map(int, python.split("=")[-1].split(".")[:2])) >= project

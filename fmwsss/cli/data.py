@@ -33,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     voc.add_argument(
         "--source", required=True,
-        help="a folder laid out like VOC2012 (e.g. ../shared/data/voc_sample), a local VOC tar, or the URL of "
+        help="a folder laid out like VOC2012 (e.g. the repository's samples/voc_sample), a local VOC tar, or the URL of "
         f"the official VOC2012 trainval tar ({DEFAULT_VOC_URL}, ~2 GB, only 48 files are kept)",
     )
     voc.add_argument("--dest", type=Path, default=Path("data/voc_sample"),
@@ -43,7 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     coco = sub.add_parser("coco-sample", help="copy the 12-image COCO sample",
                           description="Copy the COCO 2014 sample (images, instances JSON, labels.json).")
     coco.add_argument("--source", type=Path, required=True,
-                      help="folder laid out like ../shared/data/coco_sample")
+                      help="folder laid out like the repository's samples/coco_sample")
     coco.add_argument("--dest", type=Path, default=Path("data/coco_sample"),
                       help="folder to fill (default: data/coco_sample)")
     coco.set_defaults(func=_coco_sample)

@@ -38,29 +38,44 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument("--config", default="config.yaml", help="config file (default: %(default)s)")
     parser.add_argument("--dataset", default=None,
                         help="dataset whose settings and classes to use (default: the --run folder's name, else demo)")
-    parser.add_argument("--overlay", type=Path, help="also write the image blended with the coloured labels (PNG)")
+    parser.add_argument("--overlay", type=Path,
+                        help="also write the image blended with the coloured labels, with a legend below (PNG)")
     parser.add_argument("--device", default="auto", help="torch device; auto = cuda when present (default: auto)")
     parser.set_defaults(func=run_seed)
 
     show = subparsers.add_parser(
         "overlay", help="blend a label PNG (a seed or a prediction) over its image, for looking at results",
+        description=(
+            "Blend a label PNG over its image (background and void pixels stay as they are) and add a legend "
+            "below it: each class present, its colour beside its name (from --dataset's class list)."
+        ),
     )
     show.add_argument("image", type=Path, help="the image file")
     show.add_argument("labels", type=Path, help="the label PNG (mode P, values 0..C)")
     show.add_argument("-o", "--output", type=Path, required=True, help="overlay PNG to write")
+    show.add_argument("--dataset", default="demo",
+                      help="dataset whose class names label the legend (default: %(default)s)")
+    show.add_argument("--config", default="config.yaml", help="config file (default: %(default)s)")
     show.set_defaults(func=run_overlay)
     return parser
 
 
 def run_overlay(args: argparse.Namespace) -> int:
     """``fmwsss overlay IMAGE LABELS -o OUT``."""
+    from fmwsss.cli.single_image import dataset_class_names
     from fmwsss.data.images import load_rgb
     from fmwsss.data.palette import load_label_png, voc_palette
+    from fmwsss.pipeline.config import Config
 
+    class_names = dataset_class_names(Config.from_file(args.config), args.dataset)
     rgb, labels = load_rgb(args.image), load_label_png(args.labels)
     if labels.shape != rgb.shape[:2]:
         raise ValueError(f"{args.labels}: size {labels.shape[::-1]} differs from {args.image} {rgb.shape[1::-1]}")
-    write_overlay(args.output, rgb, labels, voc_palette())
+    try:
+        write_overlay(args.output, rgb, labels, voc_palette(), class_names)
+    except ValueError as exc:
+        raise ValueError(f"{args.labels}: {exc}; is it a label map of dataset {args.dataset!r}? "
+                         f"Name its dataset with --dataset") from exc
     print(f"overlay of {args.labels} on {args.image} -> {args.output}")
     return 0
 
@@ -121,22 +136,24 @@ def run_seed(args: argparse.Namespace) -> int:
     palette = palette_for(len(class_names))
     save_label_png(args.output, result.seed, palette)
     if args.overlay:
-        write_overlay(args.overlay, rgb, result.seed, palette)
+        write_overlay(args.overlay, rgb, result.seed, palette, class_names)
     print(summary_line(args.image.name, result, class_names, args.output, args.overlay))
     return 0
 
 
-def write_overlay(path: Path, rgb, seed, palette: list[int]) -> None:
-    """The image blended with its coloured labels, as an RGB PNG written atomically."""
+def write_overlay(path: Path, rgb, seed, palette: list[int], class_names) -> None:
+    """The image blended with its coloured labels, the legend of the classes present below it, as an RGB PNG
+    written atomically. ``ValueError`` when ``seed`` holds a label beyond ``class_names``."""
     import io
 
     from PIL import Image
 
-    from fmwsss.io.atomic import atomic_write_bytes
+    from fmwsss.cli.legend import with_legend
     from fmwsss.cli.single_image import overlay
+    from fmwsss.io.atomic import atomic_write_bytes
 
     buf = io.BytesIO()
-    Image.fromarray(overlay(rgb, seed, palette)).save(buf, format="PNG")
+    Image.fromarray(with_legend(overlay(rgb, seed, palette), seed, class_names, palette)).save(buf, format="PNG")
     atomic_write_bytes(path, buf.getvalue())
 
 

@@ -1,23 +1,19 @@
 """Confusion matrix and split metrics: hand-computed cases and an oracle on real VOC masks."""
 from __future__ import annotations
 
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from fmwsss.eval import Accumulator, confusion_matrix
+from tests.samples import sample_dir
 
-SHARED = Path(os.environ.get("FMWSSS_SHARED_DATA", Path(__file__).resolve().parents[2] / "../shared/data"))
 
 
 @pytest.fixture(scope="module")
 def voc_gt() -> dict[str, np.ndarray]:
-    folder = SHARED / "voc_sample" / "SegmentationClass"
-    if not folder.is_dir():
-        pytest.skip(f"shared VOC sample not found at {folder} (set FMWSSS_SHARED_DATA)")
+    folder = sample_dir("voc_sample") / "SegmentationClass"
     return {p.stem: np.array(Image.open(p)) for p in sorted(folder.glob("*.png"))}
 
 

@@ -7,24 +7,20 @@ pixels (np.roll, so classes move onto each other's and the background's pixels),
 """
 from __future__ import annotations
 
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from fmwsss.eval import Accumulator
+from tests.samples import sample_dir
 
-SHARED = Path(os.environ.get("FMWSSS_SHARED_DATA", Path(__file__).resolve().parents[2] / "../shared/data"))
 IDS = ["2007_000032", "2007_000762", "2007_003011", "2008_005367"]  # 2, 3, 4 and 1 object classes
 
 
 @pytest.fixture(scope="module")
 def gts() -> dict[str, np.ndarray]:
-    folder = SHARED / "voc_sample" / "SegmentationClass"
-    if not folder.is_dir():
-        pytest.skip(f"shared VOC sample not found at {folder} (set FMWSSS_SHARED_DATA)")
+    folder = sample_dir("voc_sample") / "SegmentationClass"
     return {i: np.array(Image.open(folder / f"{i}.png")) for i in IDS}
 
 

@@ -12,8 +12,6 @@ Setup shared by all cases:
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -24,8 +22,8 @@ from PIL import Image
 
 from fmwsss.eval import Accumulator
 from fmwsss.seeding import sams_seed
+from tests.samples import sample_dir
 
-SHARED = Path(os.environ.get("FMWSSS_SHARED_DATA", Path(__file__).resolve().parents[2] / "../shared/data"))
 GAMMA = 0.7
 BLUR_SIGMA = 8.0
 #: Case (b) target, and the regression bound just under the mIoU measured when written (0.9902; seeds are
@@ -38,9 +36,7 @@ PATCH_MIOU_MEASURED_BOUND = 0.985
 @pytest.fixture(scope="module")
 def voc() -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """image id -> (GT uint8 (H, W), tagged class ids)."""
-    folder = SHARED / "voc_sample"
-    if not (folder / "SegmentationClass").is_dir():
-        pytest.skip(f"shared VOC sample not found at {folder} (set FMWSSS_SHARED_DATA)")
+    folder = sample_dir("voc_sample")
     tags = json.loads((folder / "labels.json").read_text())
     out = {}
     for image_id, classes in sorted(tags.items()):

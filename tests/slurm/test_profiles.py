@@ -5,7 +5,6 @@ dry run, so a profile typo (a rule name, "'gpu:1'", a missing gpu: 0) fails here
 """
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -15,10 +14,11 @@ from types import SimpleNamespace
 
 import pytest
 
+from tests.samples import sample_dir
+
 from .slurm_profile import ROOT, SHIPPED, SHIPPED_GRES, WORKFLOW_PROFILE, changed_paths, load
 
 BIN = Path(sys.executable).parent
-SHARED = Path(os.environ.get("FMWSSS_SHARED_DATA", ROOT.parent / "shared" / "data"))
 GPU_KEYS = {"slurm_partition", "gpu", "cpus_per_gpu", "runtime", "mem_mb"}
 PLACEHOLDERS = ("<ACCOUNT>", "<GPU_PARTITION>", "<CPU_PARTITION>")
 
@@ -53,12 +53,10 @@ def sbatch_flags(resources: dict, threads: int) -> str:
 
 def dry_run_resources(profile: Path, workdir: Path) -> dict[str, tuple[dict, int]]:
     """rule -> (resources, threads) of each rule's first job in a dry run of the demo seeds with ``profile``."""
-    if not (SHARED / "voc_sample").is_dir():
-        pytest.skip(f"VOC demo sample not found at {SHARED / 'voc_sample'} (set FMWSSS_SHARED_DATA)")
     if not (workdir / "data").is_dir():
         workdir.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / "config.yaml", workdir / "config.yaml")
-        subprocess.run([str(BIN / "fmwsss"), "data", "voc-sample", "--source", str(SHARED / "voc_sample"),
+        subprocess.run([str(BIN / "fmwsss"), "data", "voc-sample", "--source", str(sample_dir("voc_sample")),
                         "--dest", str(workdir / "data" / "voc_sample")], check=True, capture_output=True)
     proc = subprocess.run(
         [str(BIN / "snakemake"), "-s", str(ROOT / "Snakefile"), "-n", "--profile", str(profile), "results/demo/seeds"],

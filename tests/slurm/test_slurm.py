@@ -27,9 +27,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.samples import sample_dir
+
 from .slurm_profile import SHIPPED, ROOT, allowed, changed_paths, for_test_cluster, load
 
-SHARED = Path(os.environ.get("FMWSSS_SHARED_DATA", ROOT.parent / "shared" / "data"))
 BIN = Path(sys.executable).parent
 TARGET = os.environ.get("FMWSSS_SLURM_TARGET", "results/demo/seeds")
 PARTITION = os.environ.get("FMWSSS_SLURM_PARTITION", "test")
@@ -126,11 +127,9 @@ def shrunk_config() -> dict:
 
 def fresh(path: Path) -> Run:
     """A fresh working directory: the test's config.yaml and the fetched demo images."""
-    if not (SHARED / "voc_sample").is_dir():  # run.sh started a cluster for this test: a skip would hide it
-        pytest.fail(f"VOC demo sample not found at {SHARED / 'voc_sample'} (set FMWSSS_SHARED_DATA)")
     path.mkdir(parents=True)
     (path / "config.yaml").write_text(yaml.safe_dump(shrunk_config(), sort_keys=False))
-    sh(str(BIN / "fmwsss"), "data", "voc-sample", "--source", str(SHARED / "voc_sample"),
+    sh(str(BIN / "fmwsss"), "data", "voc-sample", "--source", str(sample_dir("voc_sample")),
        "--dest", str(path / "data" / "voc_sample"))
     return Run(path)
 

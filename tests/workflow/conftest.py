@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.samples import sample_dir
+
 ROOT = Path(__file__).resolve().parents[2]
-SHARED = Path(os.environ.get("FMWSSS_SHARED_DATA", ROOT.parent / "shared" / "data"))
 BIN = Path(sys.executable).parent
 
 
@@ -57,12 +58,10 @@ class Workdir:
 
 def make_workdir(path: Path) -> Workdir:
     """A fresh working directory: the shipped config and the fetched demo images."""
-    if not (SHARED / "voc_sample").is_dir():
-        pytest.skip(f"VOC demo sample not found at {SHARED / 'voc_sample'} (set FMWSSS_SHARED_DATA)")
     path.mkdir(parents=True, exist_ok=True)
     shutil.copy(ROOT / "config.yaml", path / "config.yaml")
     subprocess.run(
-        [str(BIN / "fmwsss"), "data", "voc-sample", "--source", str(SHARED / "voc_sample"),
+        [str(BIN / "fmwsss"), "data", "voc-sample", "--source", str(sample_dir("voc_sample")),
          "--dest", str(path / "data" / "voc_sample")],
         check=True, capture_output=True, text=True,
     )
