@@ -7,7 +7,7 @@ CORES ?= all
 # the official VOC2012 trainval tar URL on a machine that is online.
 VOC_SAMPLE_SOURCE ?= ../shared/data/voc_sample
 
-.PHONY: help install data demo demo-pretrained test test-fast test-long test-slurm lint
+.PHONY: help install install-browser data demo demo-pretrained test test-fast test-long test-slurm lint
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -52,6 +52,9 @@ test-long: $(BIN)/fmwsss  ## the long tests only (the fast SAM generator at pape
 
 test-fast: $(BIN)/fmwsss  ## the suite without tests marked slow
 	$(BIN)/python -m pytest -q -m "not slow and not long"
+
+install-browser:  ## apt-install Debian's chromium + chromium-driver for the report's browser test (root)
+	apt-get install -y --no-install-recommends chromium chromium-driver
 
 test-slurm: $(BIN)/fmwsss  ## the tiny workflow on a real one-node SLURM cluster (root: installs slurm-wlm + munge)
 	tests/slurm/run.sh
