@@ -133,7 +133,7 @@ def gallery_page(run: RunView, legend: Sequence[tuple[str, tuple[int, int, int]]
                     f'{escape(name)}</span>' for name, rgb in legend)
     body = (f'<h1>fmwsss gallery: {escape(run.name)}</h1>{_banner(run)}<nav><a href="index.html">summary</a></nav>'
             f'<div class="controls"><label>order <select id="sort"><option value="id">by id</option>'
-            f'<option value="worst">worst first (fine-seed mIoU)</option></select></label>'
+            f'<option value="worst">worst first (the first mIoU column)</option></select></label>'
             f'<label>class <select id="cls"><option value="">all</option></select></label>'
             f'<span id="pager" class="pager"></span></div>'
             f'<div class="legend">labels: {chips}</div><p class="muted">CAM heatmaps: jet colour map over the grey '

@@ -22,7 +22,7 @@ def _fmt(v: float) -> str:
 def line_plot(points: Sequence[tuple[float, float]], title: str, xlabel: str = "iteration",
               ylabel: str = "loss", width: int = 420, height: int = 260, smooth: int = 0) -> str:
     """Loss against iteration: the raw values in light grey and a moving average (window ``smooth``,
-    default ~2 % of the points) on top, so a noisy per-iteration loss still shows its trend."""
+    default 5 % of the points) on top, so a noisy per-iteration loss still shows its trend."""
     xy = np.asarray(points, np.float64).reshape(-1, 2)
     left, right, top, bottom = 52, 12, 24, 36
     pw, ph = width - left - right, height - top - bottom
@@ -57,7 +57,7 @@ def line_plot(points: Sequence[tuple[float, float]], title: str, xlabel: str = "
         return f'<polyline points="{pts}" fill="none" stroke="{colour}" stroke-width="{stroke}"/>'
 
     parts.append(polyline(xy, "#bbb", 1))
-    window = smooth or max(1, len(xy) // 50)
+    window = smooth or max(1, len(xy) // 20)
     if window > 1:
         kernel = np.ones(window) / window
         avg = np.convolve(xy[:, 1], kernel, mode="valid")
