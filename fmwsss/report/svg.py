@@ -74,8 +74,9 @@ def confusion_heatmap(confusion: Sequence[Sequence[int]], class_names: Sequence[
     n = len(class_names)
     rows = cm.sum(axis=1, keepdims=True)
     share = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
-    label_w, top = 9 + 7 * max(len(c) for c in class_names), 30 + 7 * max(len(c) for c in class_names)
-    width, height = label_w + n * cell + 10, top + n * cell + 24
+    longest = max(len(c) for c in class_names)
+    label_w, top = 9 + 7 * longest, 30 + 6 * longest
+    width, height = label_w + n * cell + 10 + int(3.5 * longest), top + n * cell + 24  # column names lean right
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
              f'viewBox="0 0 {width} {height}">', f'<rect width="{width}" height="{height}" fill="white"/>',
              f'<text x="4" y="15" {FONT} font-weight="bold">{escape(title)}</text>',
