@@ -47,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smoke", action="store_true", help="one build of each kind (seconds)")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
-    os.chdir(args.workdir)
+    workdir = Path(args.workdir).resolve()
+    os.chdir(workdir)
     from fmwsss.pipeline.config import Config
     from fmwsss.pipeline.plan import Plan
     from fmwsss.report.collect import RunView
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
 
     run = RunView.from_plan(Plan(Config.from_file("config.yaml")), args.dataset, "results")
     if not (run.entry("seeds_fine") / "spec.json").is_file():
-        print(f"no finished seeds_fine entry of {args.dataset} under {Path(args.workdir).resolve()}/results: "
+        print(f"no finished seeds_fine entry of {args.dataset} under {workdir}/results: "
               f"run `make demo` (or the pipeline) first", file=sys.stderr)
         return 2
     n = len(run.dataset.ids)
@@ -78,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(scratch, ignore_errors=True)
 
     per_cpu, per_kb = 1000 * cold_cpu / n, thumbs / n / 1024
-    print(f"report of {args.dataset}: {n} images, {result.drawn} thumbnails ({Path(args.workdir).resolve()})")
+    print(f"report of {args.dataset}: {n} images, {result.drawn} thumbnails ({workdir})")
     print(f"cold build   : {cold_wall:6.2f} s wall, {cold_cpu:6.2f} s CPU (best of {repeat}), "
           f"{result.drawn} drawn")
     print(f"warm rebuild : {warm_wall:6.2f} s wall, {warm_cpu:6.2f} s CPU, {warm.drawn} drawn, "

@@ -7,6 +7,7 @@ the image's tags, its own mIoU per scored stage and which columns it has; the pa
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import time
@@ -65,14 +66,18 @@ class _Shards:
 
     def __init__(self, entry: Path, reader_cls):
         self.entry, self.reader_cls, self._by_id = entry, reader_cls, None
+        self._open = contextlib.ExitStack()
 
     def read(self, image_id: str):
         if self._by_id is None:
             self._by_id = {}
             for shard in sorted(self.entry.glob("shard-*.h5")):
-                reader = self.reader_cls(shard)
+                reader = self._open.enter_context(self.reader_cls(shard))
                 self._by_id.update({i: reader for i in reader.ids()})
         return self._by_id[image_id].read(image_id)
+
+    def close(self) -> None:
+        self._open.close()
 
 
 def column_dirs(run: RunView, built: dict[str, bool]) -> dict[str, str]:
@@ -93,18 +98,36 @@ def build_gallery(run: RunView, cache: ThumbCache, built: dict[str, bool], score
     ``built`` says which stages' current entries exist; ``scores`` are :func:`collect.scores`.
     """
     from fmwsss.cams.shards import CamShardReader
-    from fmwsss.data.images import load_rgb
-    from fmwsss.data.palette import load_label_png, palette_for
     from fmwsss.sam.shards import SamShardReader
 
     ds = run.dataset
-    palette = palette_for(ds.num_classes)
-    sam_palette = thumbs.sam_palette()
     dirs = column_dirs(run, built)
     cams = {s: _Shards(run.entry(s), CamShardReader) for s in ("cams_coarse_dump", "cams_fine_dump") if built.get(s)}
     sam = _Shards(run.entry("sam_masks"), SamShardReader) if built.get("sam_masks") else None
     val = set(ds.splits.get("val", []))
     seg_dir = run.entry("deeplab_eval") / "single_scale"
+    try:
+        rows = _rows(run, cache, dirs, cams, sam, val, seg_dir, scores, log)
+    finally:
+        for shards in (*cams.values(), sam):
+            if shards is not None:
+                shards.close()
+    columns = [{"name": name, "title": title, "dir": dirs[name], "ext": ext, "per_class": per_class}
+               for name, title, _, ext, per_class in COLUMNS if name in dirs]
+    return {"dataset": run.name, "classes": ["background", *ds.class_names], "columns": columns,
+            "scores": [name for name, label in ROW_SCORES if label in scores], "rows": rows,
+            "page_size": 100}
+
+
+def _rows(run: RunView, cache: ThumbCache, dirs: dict[str, str], cams: dict[str, _Shards], sam: _Shards | None,
+          val: set[str], seg_dir: Path, scores: dict[str, dict], log: Callable[[str], None]) -> list[dict]:
+    """One gallery row per image id, drawing its missing thumbnails on the way."""
+    from fmwsss.data.images import load_rgb
+    from fmwsss.data.palette import load_label_png, palette_for
+
+    ds = run.dataset
+    palette = palette_for(ds.num_classes)
+    sam_palette = thumbs.sam_palette()
     rows, tic = [], time.perf_counter()
     for n, image_id in enumerate(ds.ids, start=1):
         photo_path = Path(ds.image_path(image_id))
@@ -180,11 +203,7 @@ def build_gallery(run: RunView, cache: ThumbCache, built: dict[str, bool], score
         if n % 500 == 0 or n == len(ds.ids):
             log(f"report gallery: {n}/{len(ds.ids)} images ({time.perf_counter() - tic:.1f} s, "
                 f"{cache.drawn} thumbnails drawn, {cache.reused} reused)")
-    columns = [{"name": name, "title": title, "dir": dirs[name], "ext": ext, "per_class": per_class}
-               for name, title, _, ext, per_class in COLUMNS if name in dirs]
-    return {"dataset": run.name, "classes": ["background", *ds.class_names], "columns": columns,
-            "scores": [name for name, label in ROW_SCORES if label in scores], "rows": rows,
-            "page_size": 100}
+    return rows
 
 
 def link_thumbs(cache: ThumbCache, dest: Path) -> None:

@@ -4,31 +4,34 @@ variant, and the pages in a real headless Chromium (skipped only when chromium/c
 FMWSSS_REPORT_SHOTS names a folder, copied there."""
 from __future__ import annotations
 
+import contextlib
+import importlib.util
+import io
 import math
 import os
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
+from fmwsss.cli.main import main
 from tests.report.webdriver import Browser
-from tests.workflow.conftest import BIN, Workdir
+from tests.workflow.conftest import ROOT, Workdir
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 SEGMENTER_CONFIG = "    segmenter:\n      arch: tiny\n"
 GAMMA_EDIT = "    seeds_fine:\n      gamma: 0.5\n" + SEGMENTER_CONFIG
 
 
 def _report_cli(wd: Workdir) -> tuple[int, int]:
-    """Run `fmwsss report demo`; (thumbnails drawn, reused) from its log line."""
-    proc = subprocess.run([str(BIN / "fmwsss"), "report", "demo"], cwd=wd.path, capture_output=True, text=True,
-                          timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    found = re.search(r"(\d+) thumbnails drawn, (\d+) reused", proc.stdout)
-    assert found and "report: results/demo/report/index.html" in proc.stdout, proc.stdout
+    """`fmwsss report demo` (in this process: torch is imported once); (thumbnails drawn, reused) from its log."""
+    out = io.StringIO()
+    with contextlib.chdir(wd.path), contextlib.redirect_stdout(out):
+        assert main(["report", "demo"]) == 0
+    found = re.search(r"(\d+) thumbnails drawn, (\d+) reused", out.getvalue())
+    assert found and "report: results/demo/report/index.html" in out.getvalue(), out.getvalue()
     return int(found.group(1)), int(found.group(2))
 
 
@@ -126,9 +129,11 @@ def test_report_pages_in_headless_chromium(report_run, browser):
     assert 0 < len(tags) <= len(ids) and all(name in t.split(", ") for t in tags)
 
 
-def test_bench_report_smoke(report_run):
-    proc = subprocess.run([str(BIN / "python"), "benchmarks/bench_report.py", "--smoke", "--workdir",
-                           str(report_run["wd"].path)], cwd=Path(__file__).resolve().parents[2],
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    assert "ratio cold / warm CPU" in proc.stdout and "VOC train_aug (10582 images)" in proc.stdout, proc.stdout
+def test_bench_report_smoke(report_run, capsys):
+    spec = importlib.util.spec_from_file_location("bench_report", ROOT / "benchmarks/bench_report.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    with contextlib.chdir(report_run["wd"].path):
+        assert bench.main(["--smoke"]) == 0
+    out = capsys.readouterr().out
+    assert "ratio cold / warm CPU" in out and "VOC train_aug (10582 images)" in out, out
