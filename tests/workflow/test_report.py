@@ -17,7 +17,8 @@ import pytest
 
 from fmwsss.cli.main import main
 from tests.report.webdriver import Browser
-from tests.workflow.conftest import ROOT, Workdir
+
+from .conftest import ROOT, Workdir
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
