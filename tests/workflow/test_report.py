@@ -47,7 +47,7 @@ def report_run(demo_run, tmp_path_factory) -> dict:
     wd = demo_run.copy(tmp_path_factory.mktemp("report") / "wd")
     before = os.readlink(wd.path / "results/demo/seeds")
     out = wd.snakemake("--cores", "1", "results/demo/report").stderr
-    ran = sorted(set(re.findall(r"^rule (\w+):", out, re.M)))
+    ran = sorted(set(re.findall(r"^(?:local)?rule (\w+):", out, re.M)))
     cold = _thumbs(wd)
     text = wd.config_text()
     assert SEGMENTER_CONFIG in text
