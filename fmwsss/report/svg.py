@@ -24,7 +24,7 @@ def line_plot(points: Sequence[tuple[float, float]], title: str, xlabel: str = "
     """Loss against iteration: the raw values in light grey and a moving average (window ``smooth``,
     default 5 % of the points) on top, so a noisy per-iteration loss still shows its trend."""
     xy = np.asarray(points, np.float64).reshape(-1, 2)
-    left, right, top, bottom = 52, 12, 24, 36
+    left, right, top, bottom = 64, 12, 24, 36
     pw, ph = width - left - right, height - top - bottom
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
              f'viewBox="0 0 {width} {height}">', f'<rect width="{width}" height="{height}" fill="white"/>',
@@ -49,8 +49,8 @@ def line_plot(points: Sequence[tuple[float, float]], title: str, xlabel: str = "
     for t in _ticks(x0, x1):
         parts.append(f'<text x="{sx(t):.1f}" y="{top + ph + 14}" text-anchor="middle" {FONT}>{t:.0f}</text>')
     parts.append(f'<text x="{left + pw / 2}" y="{height - 4}" text-anchor="middle" {FONT}>{escape(xlabel)}</text>'
-                 f'<text x="12" y="{top + ph / 2}" text-anchor="middle" {FONT} '
-                 f'transform="rotate(-90 12 {top + ph / 2})">{escape(ylabel)}</text>')
+                 f'<text x="10" y="{top + ph / 2}" text-anchor="middle" {FONT} '
+                 f'transform="rotate(-90 10 {top + ph / 2})">{escape(ylabel)}</text>')
 
     def polyline(data: np.ndarray, colour: str, stroke: float) -> str:
         pts = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in data)
