@@ -88,16 +88,16 @@ def _check_page(browser: Browser, url: str) -> dict:
     state = browser.run(
         "const imgs = [...document.images];"
         "return {n: imgs.length, broken: imgs.filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src),"
-        " height: document.documentElement.scrollHeight};")
+        " width: document.documentElement.scrollWidth, height: document.documentElement.scrollHeight};")
     errors = [e for e in browser.console() if e["level"] == "SEVERE"]
     assert errors == [], errors
     assert state["broken"] == [], state["broken"][:5]
     return state
 
 
-def _shoot(browser: Browser, wd: Workdir, name: str, height: int) -> None:
+def _shoot(browser: Browser, wd: Workdir, name: str, page: dict) -> None:
     path = wd.path / "results/demo/report" / name
-    browser.screenshot(path, min(height, 6000))
+    browser.screenshot(path, min(page["width"] + 40, 3000), min(page["height"] + 200, 8000))  # + window frame
     shots = os.environ.get("FMWSSS_REPORT_SHOTS")
     if shots:
         Path(shots).mkdir(parents=True, exist_ok=True)
@@ -113,7 +113,7 @@ def test_report_pages_in_headless_chromium(report_run, browser):
     stages = browser.run("return [...document.querySelectorAll('#variants-table tr[data-stage]')]"
                          ".map(r => r.dataset.stage)")
     assert stages.count("seeds_fine") == 2 and stages.count("sam_masks") == 1
-    _shoot(browser, wd, "screenshot-summary.png", index["height"])
+    _shoot(browser, wd, "screenshot-summary.png", index)
 
     gallery = _check_page(browser, (report / "gallery.html").as_uri() + "?sort=worst")
     rows = browser.run("return [...document.querySelectorAll('#gallery tbody tr')]"
@@ -122,7 +122,7 @@ def test_report_pages_in_headless_chromium(report_run, browser):
     assert len(rows) == len(ids) and gallery["n"] >= 4 * len(ids)
     values = [math.inf if v == "–" else float(v) for v in rows]
     assert values == sorted(values) and values[0] < math.inf  # worst first, unscored last
-    _shoot(browser, wd, "screenshot-gallery.png", gallery["height"])
+    _shoot(browser, wd, "screenshot-gallery.png", gallery)
 
     cls, name = browser.run("const G = window.FMWSSS_GALLERY; const c = G.rows[0].tags[0]; return [c, G.classes[c]];")
     _check_page(browser, (report / "gallery.html").as_uri() + f"?cls={cls}")
