@@ -17,7 +17,6 @@ from typing import Any, Callable
 
 import numpy as np
 
-from fmwsss.io.atomic import atomic_write_bytes
 from fmwsss.report import thumbs
 from fmwsss.report.collect import RunView
 
@@ -46,11 +45,16 @@ class ThumbCache:
     used: list[str] = field(default_factory=list)
 
     def ensure(self, rel: str, draw: Callable[[], bytes]) -> None:
+        """Draw ``rel`` unless cached. Written to a temp name and renamed (a killed build leaves no torn
+        thumbnail), without fsync: a cache file lost to a power cut is simply drawn again."""
         path = self.root / rel
         if path.is_file():
             self.reused += 1
         else:
-            atomic_write_bytes(path, draw())
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+            tmp.write_bytes(draw())
+            os.replace(tmp, path)
             self.drawn += 1
         self.used.append(rel)
 
@@ -164,14 +168,12 @@ def _rows(run: RunView, cache: ThumbCache, dirs: dict[str, str], cams: dict[str,
                 continue
             for cls in tags:
                 def draw_cam(stage=stage, cls=cls):
-                    record = cams[stage].read(image_id)
-                    size = size_of(record.height, record.width)
+                    if stage not in memo:  # one read per image and stage, not per class
+                        memo[stage] = cams[stage].read(image_id)
+                    record = memo[stage]
                     where = np.flatnonzero(np.asarray(record.classes) == cls)
-                    cam = record.upsampled("cam_caa", size)[where[0]] if len(where) else np.zeros(size, np.float32)
-                    base = photo()
-                    if base.shape[:2] != size:
-                        base = thumbs.photo_thumb(base, size)
-                    return thumbs.heatmap_thumb(cam, base)
+                    cam = record.cam_caa[where[0]] if len(where) else np.zeros((1, 1), np.float32)
+                    return thumbs.heatmap_thumb(cam, photo())
 
                 cache.ensure(f"{dirs[column]}/{image_id}_{cls}.jpg", draw_cam)
             have[column] = ""
