@@ -10,7 +10,7 @@ COCO_SAMPLE_SOURCE ?= samples/coco_sample
 # Snakemake 9 needs Python 3.11 or newer; `make install` checks $(PYTHON) first.
 PYTHON_MIN := 3.11
 
-.PHONY: help install data demo demo-pretrained test test-fast test-long test-slurm lint
+.PHONY: help install install-browser data demo demo-pretrained test test-fast test-long test-slurm lint
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -66,6 +66,9 @@ test-long: $(BIN)/fmwsss  ## the long tests only (the fast SAM generator at pape
 
 test-fast: $(BIN)/fmwsss  ## the suite without tests marked slow
 	$(BIN)/python -m pytest -q -m "not slow and not long"
+
+install-browser:  ## apt-install Debian's chromium + chromium-driver for the report's browser test (root)
+	apt-get install -y --no-install-recommends chromium chromium-driver
 
 test-slurm: $(BIN)/fmwsss  ## the tiny workflow on a real one-node SLURM cluster (root: installs slurm-wlm + munge)
 	tests/slurm/run.sh

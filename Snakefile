@@ -18,9 +18,13 @@ from fmwsss.pipeline.plan import Plan
 from fmwsss.pipeline.stages import ALIASES, STAGES, upstream_aliases
 from fmwsss.pipeline.entrypoints import alias_job, fetch_weights_job, finalize_job, make_tiny_job
 from fmwsss.models.weights import WEIGHTS, weights_dir
+from fmwsss.report.build import report_job
 
 
 configfile: "config.yaml"
+
+
+report: "workflow/report/workflow.rst"
 
 
 PLAN = Plan(config)
@@ -44,6 +48,7 @@ include: "workflow/rules/cams.smk"
 include: "workflow/rules/seeds.smk"
 include: "workflow/rules/deeplab.smk"
 include: "workflow/rules/aliases.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:

@@ -87,6 +87,7 @@ def _cmd_gc(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from fmwsss.cli.data import register as register_data
+    from fmwsss.cli.report import register as register_report
     from fmwsss.cli.weights import register as register_weights
     from fmwsss.cli.seed import register as register_seed
 
@@ -102,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_data(sub)
     register_weights(sub)
     register_seed(sub)
+    register_report(sub)
 
     show = sub.add_parser("config", help="print a dataset's settings with every default applied")
     show.add_argument("dataset", help="dataset name under `datasets:` in the config")

@@ -40,21 +40,46 @@ class Metrics:
     pixel_accuracy: float  # trace / total
 
 
+def image_scores(confusion: np.ndarray) -> dict:
+    """One image's own scores from its confusion matrix: per-class IoU (NaN for a class absent from both GT
+    and prediction), mIoU over the classes present in either (the split-level definition, on one image) and
+    pixel accuracy (NaN without a valid pixel)."""
+    cm = np.asarray(confusion, np.float64)
+    tp = np.diag(cm)
+    union = cm.sum(axis=0) + cm.sum(axis=1) - tp
+    present = union > 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        iou = np.where(present, tp / union, np.nan)
+    total = cm.sum()
+    return {
+        "iou": iou,
+        "miou": float(iou[present].mean()) if present.any() else float("nan"),
+        "pixel_accuracy": float(tp.sum() / total) if total else float("nan"),
+    }
+
+
 class Accumulator:
-    """Sum confusion matrices image by image; ``metrics()`` scores the whole split at once (not per image)."""
+    """Sum confusion matrices image by image; ``metrics()`` scores the whole split at once (not per image).
+
+    ``per_image`` keeps each image's own scores (:func:`image_scores`, for the report's gallery): C floats
+    per image, 1.7 MB for VOC train_aug.
+    """
 
     def __init__(self, num_classes: int, ignore: int = 255) -> None:
         self.num_classes = num_classes
         self.ignore = ignore
         self.confusion = np.zeros((num_classes, num_classes), np.int64)
         self.num_images = 0
+        self.per_image: dict[str, dict] = {}
 
     def add(self, pred: np.ndarray, gt: np.ndarray, image_id: str) -> None:
         """Add one image; a size mismatch or an out-of-range value raises ``ValueError`` naming ``image_id``."""
         try:
-            self.confusion += confusion_matrix(pred, gt, self.num_classes, self.ignore)
+            cm = confusion_matrix(pred, gt, self.num_classes, self.ignore)
         except ValueError as err:
             raise ValueError(f"image {image_id}: {err}") from None
+        self.confusion += cm
+        self.per_image[image_id] = image_scores(cm)
         self.num_images += 1
 
     def metrics(self) -> Metrics:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 from typing import Any, Sequence
 
-from fmwsss.eval.confusion import Metrics
+from fmwsss.eval.confusion import Accumulator, Metrics
 
 
 def _pct(value: float) -> str:
@@ -54,4 +54,28 @@ def metrics_to_json(metrics: Metrics, class_names: Sequence[str], split_name: st
             }
             for c, name in enumerate(class_names)
         ],
+    }
+
+
+def scores_to_json(acc: Accumulator, class_names: Sequence[str], split_name: str) -> dict[str, Any]:
+    """What the HTML report needs beside ``metrics.json``: the split's confusion matrix (rows GT, columns
+    prediction, pixel counts) and each image's own mIoU, pixel accuracy and per-class IoU (None = undefined)."""
+    if len(class_names) != acc.num_classes:
+        raise ValueError(f"{len(class_names)} class names for {acc.num_classes} classes")
+
+    def num(value: float) -> float | None:
+        return None if math.isnan(value) else round(float(value), 6)
+
+    return {
+        "split": split_name,
+        "classes": list(class_names),
+        "confusion": acc.confusion.tolist(),
+        "images": {
+            image_id: {
+                "miou": num(s["miou"]),
+                "pixel_accuracy": num(s["pixel_accuracy"]),
+                "iou": [num(v) for v in s["iou"]],
+            }
+            for image_id, s in acc.per_image.items()
+        },
     }

@@ -265,10 +265,14 @@ def _split_name(dataset) -> str:
     return next((name for name, ids in dataset.splits.items() if list(ids) == list(dataset.ids)), "all ids")
 
 
-def _evaluate(dataset, predictions, log) -> dict:
-    """Score (id, label map) pairs against the dataset's ground truth where it exists; metrics.json content."""
+def _evaluate(dataset, predictions, log, scores_path: Path) -> dict:
+    """Score (id, label map) pairs against the dataset's ground truth where it exists; metrics.json content.
+
+    With ground truth, ``scores_path`` gets the confusion matrix and each image's IoU (for the HTML report).
+    """
     from fmwsss.data.palette import load_label_png
-    from fmwsss.eval import Accumulator, format_table, metrics_to_json
+    from fmwsss.eval import Accumulator, format_table, metrics_to_json, scores_to_json
+    from fmwsss.io.atomic import atomic_write_json
 
     names = ("background", *dataset.class_names)
     acc, scored = Accumulator(len(names)), 0
@@ -283,6 +287,7 @@ def _evaluate(dataset, predictions, log) -> dict:
         return {"split": split, "ground_truth": False}
     metrics = acc.metrics()
     log("\n" + format_table(metrics, names, split))
+    atomic_write_json(scores_path, scores_to_json(acc, names, split))
     return {"ground_truth": True, **metrics_to_json(metrics, names, split)}
 
 
@@ -305,7 +310,7 @@ def seeds_gather(smk: Any, stage: str) -> None:
                         save_label_png(store / f"{image_id}.png", labels, palette)
                         yield image_id, labels
 
-        metrics = _evaluate(ds.dataset, predictions(), log)
+        metrics = _evaluate(ds.dataset, predictions(), log, store / "scores.json")
         atomic_write_json(store / "metrics.json", {"stage": stage, **metrics})
         write_spec(store, smk.wildcards.key, smk.params.spec, smk.wildcards.dataset)
         log(f"{stage}: {len(ds.dataset.ids)} PNGs and metrics.json in {store}")
@@ -333,7 +338,7 @@ def cams_gather(smk: Any, stage: str) -> None:
                             yield image_id, argmax_seed(getattr(cam, kind), cam.classes, size, power)
 
             log(f"{stage}: {kind} scored by argmax with background power {power}")
-            report[kind] = _evaluate(ds.dataset, predictions(), log)
+            report[kind] = _evaluate(ds.dataset, predictions(), log, store / f"scores_{kind}.json")
         atomic_write_json(store / "metrics.json", report)
         write_spec(store, smk.wildcards.key, smk.params.spec, smk.wildcards.dataset)
 

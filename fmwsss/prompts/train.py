@@ -10,6 +10,7 @@ a double-backward Softmax-Grad-CAM.
 """
 from __future__ import annotations
 
+import csv
 import io
 import math
 import os
@@ -25,6 +26,7 @@ from tqdm import tqdm
 from fmwsss.cams.clip_wrapper import ClipCam, to_input_tensor
 from fmwsss.cams.gradcam import softmax_gradcam
 from fmwsss.io.atomic import atomic_write_bytes
+from fmwsss.io.loss_log import loss_row, reset_loss_csv
 from fmwsss.hooks import maybe_stall
 from fmwsss.prompts.augment import AugConfig, augment
 from fmwsss.prompts.learners import PromptConfig, PromptLearner, save_prompts
@@ -141,7 +143,10 @@ def train_prompts(items: Sequence[tuple], clip_path: str | os.PathLike, prompt_c
                   device: str | torch.device = "cpu", log: Callable[[str], None] = print,
                   load_image: Callable[[Path], np.ndarray] | None = None,
                   load_label: Callable[[Path], np.ndarray] = _load_png) -> Path:
-    """Train prompts; checkpoints go to ``work_dir/last.pth`` (resumed if present), the result to ``out_path``."""
+    """Train prompts; checkpoints go to ``work_dir/last.pth`` (resumed if present), the result to ``out_path``.
+
+    ``work_dir/loss.csv`` logs each iteration's loss and lr and is copied next to ``out_path`` at the end.
+    """
     from fmwsss.models.clip import load_clip
 
     if len(items) < cfg.batch_size:
@@ -165,36 +170,45 @@ def train_prompts(items: Sequence[tuple], clip_path: str | os.PathLike, prompt_c
         start = int(state["iteration"])
         log(f"[{stage}] resuming from {ckpt_path}: starting at iteration {start + 1}/{cfg.max_iter}")
     learner.ctx.grad = torch.zeros_like(learner.ctx)  # weight decay applies even to a step without a loss
-    bar = tqdm(range(start, cfg.max_iter), desc=stage, initial=start, total=cfg.max_iter, mininterval=5)
-    tic = time.perf_counter()
-    for it in bar:
-        lr = lr_at(it, cfg)
-        for group in optim.param_groups:
-            group["lr"] = lr
-        batch = make_batch(items, batch_indices(it, len(items), cfg), it, cfg, learner.n_fg, load_image, load_label)
-        total = _count(batch, cfg)
-        optim.zero_grad(set_to_none=False)
-        loss_value = 0.0
-        step = cfg.batch_size // cfg.micro_batches
-        try:
-            for s in range(0, cfg.batch_size, step):
-                sub = Batch(batch.images[s:s + step], batch.present[s:s + step],
-                            batch.labels[s:s + step] if batch.labels is not None else None)
-                parts = _loss_parts(clip_cam, learner, sub, cfg, device)
-                if total and parts.numerator.requires_grad:
-                    loss = parts.numerator / total
-                    loss.backward()
-                    loss_value += float(loss.detach())
-        except torch.cuda.OutOfMemoryError as exc:
-            raise RuntimeError(f"[{stage}] CUDA out of memory at iteration {it + 1} with batch {cfg.batch_size}: "
-                               f"raise micro_batches (same result, less memory)") from exc
-        optim.step()
-        done = it + 1
-        if done % cfg.ckpt_every == 0 or done == cfg.max_iter:
-            _save_checkpoint(ckpt_path, learner, optim, done, cfg)
-        bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{lr:.2e}")
-        if done % cfg.log_every == 0 or done == cfg.max_iter:
-            rate = (done - start) / max(time.perf_counter() - tic, 1e-9)
-            log(f"[{stage}] iteration {done}/{cfg.max_iter} loss {loss_value:.6f} lr {lr:.3e} {rate:.2f} it/s")
-        maybe_stall(stage, done)
-    return save_prompts(learner, out_path)
+    csv_path = Path(work_dir) / "loss.csv"
+    csv_path.parent.mkdir(parents=True, exist_ok=True)
+    reset_loss_csv(csv_path, start)
+    with open(csv_path, "a", newline="") as csv_fh:
+        writer = csv.writer(csv_fh)
+        bar = tqdm(range(start, cfg.max_iter), desc=stage, initial=start, total=cfg.max_iter, mininterval=5)
+        tic = time.perf_counter()
+        for it in bar:
+            lr = lr_at(it, cfg)
+            for group in optim.param_groups:
+                group["lr"] = lr
+            batch = make_batch(items, batch_indices(it, len(items), cfg), it, cfg, learner.n_fg, load_image, load_label)
+            total = _count(batch, cfg)
+            optim.zero_grad(set_to_none=False)
+            loss_value = 0.0
+            step = cfg.batch_size // cfg.micro_batches
+            try:
+                for s in range(0, cfg.batch_size, step):
+                    sub = Batch(batch.images[s:s + step], batch.present[s:s + step],
+                                batch.labels[s:s + step] if batch.labels is not None else None)
+                    parts = _loss_parts(clip_cam, learner, sub, cfg, device)
+                    if total and parts.numerator.requires_grad:
+                        loss = parts.numerator / total
+                        loss.backward()
+                        loss_value += float(loss.detach())
+            except torch.cuda.OutOfMemoryError as exc:
+                raise RuntimeError(f"[{stage}] CUDA out of memory at iteration {it + 1} with batch {cfg.batch_size}: "
+                                   f"raise micro_batches (same result, less memory)") from exc
+            optim.step()
+            done = it + 1
+            writer.writerow(loss_row(done, loss_value, lr))
+            csv_fh.flush()
+            if done % cfg.ckpt_every == 0 or done == cfg.max_iter:
+                _save_checkpoint(ckpt_path, learner, optim, done, cfg)
+            bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{lr:.2e}")
+            if done % cfg.log_every == 0 or done == cfg.max_iter:
+                rate = (done - start) / max(time.perf_counter() - tic, 1e-9)
+                log(f"[{stage}] iteration {done}/{cfg.max_iter} loss {loss_value:.6f} lr {lr:.3e} {rate:.2f} it/s")
+            maybe_stall(stage, done)
+    saved = save_prompts(learner, out_path)
+    atomic_write_bytes(Path(out_path).parent / "loss.csv", csv_path.read_bytes())
+    return saved

@@ -1,7 +1,8 @@
 """Stage II evaluation: predict every image single-scale and multi-scale + flip, score both where GT exists.
 
 Predictions are written as palette PNGs under ``out_dir/single_scale/<id>.png`` and
-``out_dir/ms_flip/<id>.png``; one confusion matrix per mode is accumulated over the whole split.
+``out_dir/ms_flip/<id>.png``; one confusion matrix per mode is accumulated over the whole split and written
+with each image's IoU to ``out_dir/scores_<mode>.json`` (for the HTML report) where ground truth exists.
 Windows larger than the training crop are predicted by sliding window (``infer.py``).
 """
 from __future__ import annotations
@@ -14,7 +15,8 @@ import torch
 
 from fmwsss.data.images import load_rgb
 from fmwsss.data.palette import load_label_png, palette_for, save_label_png
-from fmwsss.eval import Accumulator, format_table, metrics_to_json
+from fmwsss.eval import Accumulator, format_table, metrics_to_json, scores_to_json
+from fmwsss.io.atomic import atomic_write_json
 from fmwsss.segmentation.infer import predict
 from fmwsss.segmentation.models import load_segmenter
 
@@ -60,5 +62,6 @@ def evaluate_segmenter(model_path: str | os.PathLike,
         result["metrics"][mode] = metrics_to_json(metrics, names, split_name) if metrics else None
         result["miou"][mode] = result["metrics"][mode]["miou"] if metrics else None
         if metrics:
+            atomic_write_json(out_dir / f"scores_{mode}.json", scores_to_json(acc[mode], names, split_name))
             log(f"[deeplab_eval] {mode}\n{format_table(metrics, names, split_name)}")
     return result

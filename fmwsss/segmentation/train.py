@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from fmwsss.io.atomic import atomic_write_bytes
+from fmwsss.io.loss_log import loss_row, reset_loss_csv
 from fmwsss import hooks
 from fmwsss.segmentation.dataset import IGNORE, AugSettings, IterationSampler, PseudoLabelDataset
 from fmwsss.segmentation.models import build_segmenter, save_segmenter
@@ -29,7 +30,6 @@ STAGE = "deeplab_train"
 SETTINGS_KEYS = ("arch", "pretrained_backbone", "crop", "scale_range", "flip", "color_jitter", "batch_size",
                  "iterations", "lr", "backbone_lr_mult", "momentum", "weight_decay", "poly_power", "seed")
 """The ``segmenter:`` keys training reads (``ms_scales`` is read by evaluation only)."""
-CSV_HEADER = ["iteration", "loss", "lr"]
 
 
 def check_settings(settings: dict) -> None:
@@ -79,18 +79,6 @@ def _set_rng_state(state: dict, device: torch.device) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def _reset_csv(path: Path, upto: int) -> None:
-    """Keep the header and rows of iterations <= ``upto`` (rows past the last checkpoint are redone)."""
-    rows = []
-    if upto and path.is_file():
-        with open(path, newline="") as fh:
-            rows = [r for r in csv.reader(fh)][1:]
-        rows = [r for r in rows if r and int(r[0]) <= upto]
-    buf = io.StringIO()
-    csv.writer(buf).writerows([CSV_HEADER, *rows])
-    atomic_write_bytes(path, buf.getvalue().encode())
-
-
 def train_segmenter(items: Sequence[tuple[str, str | Path, str | Path]], settings: dict, num_classes: int,
                     out_path: str | os.PathLike, work_dir: str | os.PathLike,
                     device: str | torch.device = "cpu", log: Callable[[str], None] = print,
@@ -137,7 +125,7 @@ def train_segmenter(items: Sequence[tuple[str, str | Path, str | Path]], setting
         _set_rng_state(state["rng"], device)
         start = int(state["iteration"])
         log(f"[{STAGE}] resuming from {ckpt_path}: starting at iteration {start + 1}/{iterations}")
-    _reset_csv(csv_path, start)
+    reset_loss_csv(csv_path, start)
 
     loader = DataLoader(dataset, batch_size=batch_size, sampler=IterationSampler(start, iterations, batch_size),
                         num_workers=num_workers, pin_memory=device.type == "cuda",
@@ -167,7 +155,7 @@ def train_segmenter(items: Sequence[tuple[str, str | Path, str | Path]], setting
             scaler.update()
             sched.step()
             done = it + 1
-            writer.writerow([done, f"{loss_value:.6f}", f"{lr:.6e}"])
+            writer.writerow(loss_row(done, loss_value, lr))
             csv_fh.flush()
             if done % checkpoint_every == 0 or done == iterations:
                 _save(ckpt_path, {"model": model.state_dict(), "optimizer": optim.state_dict(),

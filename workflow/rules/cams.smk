@@ -27,7 +27,13 @@ rule cams_coarse_dump_finalize:
         shards=shards_of("cams_coarse_dump"),
     output:
         spec="results/{dataset}/store/cams_coarse_dump/{key}/spec.json",
-        metrics="results/{dataset}/store/cams_coarse_dump/{key}/metrics.json",
+        metrics=report(
+            "results/{dataset}/store/cams_coarse_dump/{key}/metrics.json",
+            caption="../report/metrics.rst",
+            category="metrics",
+            subcategory="cams_coarse_dump",
+            labels={"dataset": "{dataset}", "stage": "cams_coarse_dump"},
+        ),
     log:
         "results/{dataset}/logs/cams_coarse_dump/{key}/finalize.log",
     params:
@@ -65,7 +71,13 @@ rule cams_fine_dump_finalize:
         shards=shards_of("cams_fine_dump"),
     output:
         spec="results/{dataset}/store/cams_fine_dump/{key}/spec.json",
-        metrics="results/{dataset}/store/cams_fine_dump/{key}/metrics.json",
+        metrics=report(
+            "results/{dataset}/store/cams_fine_dump/{key}/metrics.json",
+            caption="../report/metrics.rst",
+            category="metrics",
+            subcategory="cams_fine_dump",
+            labels={"dataset": "{dataset}", "stage": "cams_fine_dump"},
+        ),
     log:
         "results/{dataset}/logs/cams_fine_dump/{key}/finalize.log",
     params:

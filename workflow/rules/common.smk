@@ -61,3 +61,8 @@ def alias_inputs(w):
 
 def alias_target(w):
     return PLAN.alias_target(w.dataset, w.alias)
+
+
+def report_inputs(w):
+    """The report rule reads every stage's current product (so it runs after the whole pipeline)."""
+    return [PLAN.product(w.dataset, stage) for stage in STAGES]

@@ -27,7 +27,13 @@ rule deeplab_eval:
     input:
         unpack(upstream_of("deeplab_eval")),
     output:
-        metrics="results/{dataset}/store/deeplab_eval/{key}/metrics.json",
+        metrics=report(
+            "results/{dataset}/store/deeplab_eval/{key}/metrics.json",
+            caption="../report/metrics.rst",
+            category="metrics",
+            subcategory="deeplab_eval",
+            labels={"dataset": "{dataset}", "stage": "deeplab_eval"},
+        ),
         spec="results/{dataset}/store/deeplab_eval/{key}/spec.json",
     log:
         "results/{dataset}/logs/deeplab_eval/{key}.log",

@@ -27,7 +27,13 @@ rule seeds_coarse_finalize:
         shards=shards_of("seeds_coarse"),
     output:
         spec="results/{dataset}/store/seeds_coarse/{key}/spec.json",
-        metrics="results/{dataset}/store/seeds_coarse/{key}/metrics.json",
+        metrics=report(
+            "results/{dataset}/store/seeds_coarse/{key}/metrics.json",
+            caption="../report/metrics.rst",
+            category="metrics",
+            subcategory="seeds_coarse",
+            labels={"dataset": "{dataset}", "stage": "seeds_coarse"},
+        ),
     log:
         "results/{dataset}/logs/seeds_coarse/{key}/finalize.log",
     params:
@@ -65,7 +71,13 @@ rule seeds_fine_finalize:
         shards=shards_of("seeds_fine"),
     output:
         spec="results/{dataset}/store/seeds_fine/{key}/spec.json",
-        metrics="results/{dataset}/store/seeds_fine/{key}/metrics.json",
+        metrics=report(
+            "results/{dataset}/store/seeds_fine/{key}/metrics.json",
+            caption="../report/metrics.rst",
+            category="metrics",
+            subcategory="seeds_fine",
+            labels={"dataset": "{dataset}", "stage": "seeds_fine"},
+        ),
     log:
         "results/{dataset}/logs/seeds_fine/{key}/finalize.log",
     params:

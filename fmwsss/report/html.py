@@ -1,0 +1,149 @@
+"""The report's HTML pages as strings: the summary page (index.html) and the gallery shell (gallery.html).
+
+Pure functions of collected data; every value is escaped. The pages link only files beside them.
+"""
+from __future__ import annotations
+
+from html import escape
+from typing import Any, Mapping, Sequence
+
+from fmwsss.report.collect import Entry, RunView
+from fmwsss.report.settings_diff import format_value, settings_diff
+
+VARIANT_DIFF_LIMIT = 12  # settings shown per variant row; the linked spec.json has all of them
+
+
+def _pct(v: float | None) -> str:
+    return "–" if v is None else f"{100 * v:.1f}"
+
+
+def _seconds(v: float | None) -> str:
+    if v is None:
+        return "–"
+    return f"{v:.1f} s" if v < 120 else f"{v / 60:.1f} min" if v < 7200 else f"{v / 3600:.1f} h"
+
+
+def _page(title: str, body: str, scripts: Sequence[str] = ()) -> str:
+    tags = "".join(f'<script src="{escape(s)}"></script>' for s in scripts)
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
+            f'<link rel="icon" href="data:,"><link rel="stylesheet" href="report.css"></head>\n'
+            f'<body>{body}{tags}</body></html>\n')
+
+
+def spec_link(entry: Entry) -> str:
+    """Path (relative to report/) of the copy of an entry's spec.json."""
+    return f"specs/{entry.stage}-{entry.key}.json"
+
+
+def _headline(entry: Entry) -> str:
+    return ", ".join(f"{escape(k)} {_pct(v)}" for k, v in entry.headline.items()) or "–"
+
+
+def _banner(run: RunView) -> str:
+    if not run.tiny_models:
+        return ""
+    return (f'<div class="banner" id="tiny-banner">This run used the tiny random-weight TEST models '
+            f'({escape(", ".join(run.tiny_models))}): it shows the mechanics of the pipeline, not the quality '
+            f'of the method (mIoU near chance).</div>')
+
+
+def summary_section(run: RunView, current: Mapping[str, Entry], num_images: int) -> str:
+    ds = run.dataset
+    rows = []
+    for stage, e in current.items():
+        state = "done" if e.done else "not built"
+        spec = f'<a href="{spec_link(e)}">spec.json</a>' if e.done else "–"
+        rows.append(f'<tr><td>{escape(stage)}</td><td><code>{escape(e.key)}</code></td><td>{state}</td>'
+                    f'<td>{spec}</td><td class="num">{_seconds(e.seconds)}</td><td>{_headline(e)}</td></tr>')
+    total = sum(e.seconds for e in current.values() if e.seconds is not None)
+    return (
+        f'<h2 id="summary">Summary</h2><table class="facts">'
+        f'<tr><th>dataset</th><td>{escape(run.name)} ({escape(ds.type)})</td></tr>'
+        f'<tr><th>split</th><td>{escape(run.split)}</td></tr>'
+        f'<tr><th>images</th><td>{num_images}</td></tr>'
+        f'<tr><th>classes</th><td>{ds.num_classes} + background</td></tr>'
+        f'<tr><th>models</th><td>{escape(", ".join(f"{k}: {v}" for k, v in run.settings["models"].items()))}</td></tr>'
+        f'<tr><th>run time</th><td>{_seconds(total)} (sum of the jobs\' benchmark times)</td></tr></table>'
+        f'<table id="stages"><tr><th>stage</th><th>key</th><th>state</th><th>settings</th><th>run time</th>'
+        f'<th>metrics (%)</th></tr>{"".join(rows)}</table>'
+    )
+
+
+def iou_section(scores_metrics: Mapping[str, list[dict]], class_names: Sequence[str],
+                mious: Mapping[str, float | None]) -> str:
+    """Per-class IoU table: one column per scored prediction set (``label -> metrics per_class list``)."""
+    if not scores_metrics:
+        return '<h2 id="iou">Per-class IoU</h2><p class="muted">No ground truth scored yet.</p>'
+    labels = list(scores_metrics)
+    head = "".join(f"<th>{escape(label)}</th>" for label in labels)
+    rows = []
+    for c, name in enumerate(class_names):
+        cells = "".join(f'<td class="num">{_pct(scores_metrics[label][c]["iou"])}</td>' for label in labels)
+        rows.append(f"<tr><td>{c}</td><td>{escape(name)}</td>{cells}</tr>")
+    foot = "".join(f'<td class="num"><b>{_pct(mious[label])}</b></td>' for label in labels)
+    return (f'<h2 id="iou">Per-class IoU (%)</h2><table id="iou-table"><tr><th>id</th><th>class</th>{head}</tr>'
+            f'{"".join(rows)}<tr><td></td><td><b>mIoU</b></td>{foot}</tr></table>')
+
+
+def plots_section(title: str, anchor: str, images: Sequence[tuple[str, str]], empty: str) -> str:
+    if not images:
+        return f'<h2 id="{anchor}">{escape(title)}</h2><p class="muted">{escape(empty)}</p>'
+    tags = "".join(f'<img src="{escape(src)}" alt="{escape(alt)}">' for src, alt in images)
+    return f'<h2 id="{anchor}">{escape(title)}</h2><div class="plots">{tags}</div>'
+
+
+def variants_section(variants: Mapping[str, list[Entry]], current_specs: Mapping[str, dict]) -> str:
+    """The ablation table: per stage, every store entry, its settings that differ from the current
+    variant's, and its metrics."""
+    parts = ['<h2 id="variants">Variants in the store</h2><p class="muted">Every complete store entry of this '
+             'dataset; "differs" lists its settings that are not the current config\'s (this entry → current). '
+             'Upstream keys are left out: the upstream stage\'s rows show what changed there.</p>'
+             '<table id="variants-table"><tr><th>stage</th><th>key</th><th>differs from current</th>'
+             '<th>run time</th><th>metrics (%)</th></tr>']
+    for stage, found in variants.items():
+        for e in found:
+            if e.current:
+                diff = "<i>current</i>"
+            else:
+                rows = settings_diff(e.spec or {}, current_specs[stage])
+                shown = [f"<code>{escape(k)}</code>: {escape(format_value(a))} → {escape(format_value(b))}"
+                         for k, a, b in rows[:VARIANT_DIFF_LIMIT]]
+                if len(rows) > VARIANT_DIFF_LIMIT:
+                    shown.append(f"… {len(rows) - VARIANT_DIFF_LIMIT} more")
+                diff = "<br>".join(shown) or "settings equal; upstream differs"
+            cls = ' class="current"' if e.current else ""
+            parts.append(f'<tr{cls} data-stage="{escape(stage)}"><td>{escape(stage)}</td>'
+                         f'<td><a href="{spec_link(e)}"><code>{escape(e.key)}</code></a></td><td>{diff}</td>'
+                         f'<td class="num">{_seconds(e.seconds)}</td><td>{_headline(e)}</td></tr>')
+    parts.append("</table>")
+    return "".join(parts)
+
+
+def index_page(run: RunView, sections: Sequence[str]) -> str:
+    nav = ('<nav><a href="#summary">summary</a><a href="#iou">per-class IoU</a><a href="#confusion">confusion</a>'
+           '<a href="#curves">training curves</a><a href="#variants">variants</a>'
+           '<a href="gallery.html">gallery</a><a href="gallery.html?sort=worst">gallery, worst first</a></nav>')
+    body = f"<h1>fmwsss report: {escape(run.name)}</h1>{_banner(run)}{nav}{''.join(sections)}"
+    return _page(f"fmwsss report: {run.name}", body)
+
+
+def gallery_page(run: RunView, legend: Sequence[tuple[str, tuple[int, int, int]]]) -> str:
+    """The gallery shell; gallery.js fills the table from gallery-data.js."""
+    chips = "".join(f'<span style="background: rgb{rgb}; color: {"#000" if sum(rgb) > 380 else "#fff"}">'
+                    f'{escape(name)}</span>' for name, rgb in legend)
+    body = (f'<h1>fmwsss gallery: {escape(run.name)}</h1>{_banner(run)}<nav><a href="index.html">summary</a></nav>'
+            f'<div class="controls"><label>order <select id="sort"><option value="id">by id</option>'
+            f'<option value="worst">worst first (the first mIoU column)</option></select></label>'
+            f'<label>class <select id="cls"><option value="">all</option></select></label>'
+            f'<span id="pager" class="pager"></span></div>'
+            f'<div class="legend">labels: {chips}</div><p class="muted">CAM heatmaps: jet colour map over the grey '
+            f'photo, each divided by its maximum. SAM masks: red whole, green part, blue sub-part; smaller masks '
+            f'on top.</p><table id="gallery"><thead><tr></tr></thead><tbody></tbody></table>')
+    return _page(f"fmwsss gallery: {run.name}", body, scripts=("gallery-data.js", "gallery.js"))
+
+
+def gallery_data_js(data: Mapping[str, Any]) -> str:
+    """The gallery's data as a script (a JSON file cannot be fetched from a file:// page)."""
+    import json
+
+    return "window.FMWSSS_GALLERY = " + json.dumps(data, separators=(",", ":")) + ";\n"

@@ -1,0 +1,29 @@
+"""What the report reads from disk: benchmark times and headline metrics (hand-made files)."""
+from __future__ import annotations
+
+from fmwsss.report.collect import bench_seconds, headline
+
+TSV_HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+
+
+def test_bench_seconds_sums_the_jobs_of_one_entry(tmp_path):
+    shards = tmp_path / "benchmarks/seeds_fine/abc"
+    shards.mkdir(parents=True)
+    (shards / "shard-000.tsv").write_text(TSV_HEADER + "1.5\t0:00:01\t1\t1\t1\t1\t0\t0\t0\t1\n")
+    (shards / "shard-001.tsv").write_text(TSV_HEADER + "2.25\t0:00:02\t1\t1\t1\t1\t0\t0\t0\t2\n")
+    (tmp_path / "benchmarks/deeplab_train").mkdir(parents=True)
+    (tmp_path / "benchmarks/deeplab_train/def.tsv").write_text(TSV_HEADER + "10\t0:00:10\t1\t1\t1\t1\t0\t0\t0\t9\n")
+    assert bench_seconds(tmp_path, "seeds_fine", "abc") == 3.75
+    assert bench_seconds(tmp_path, "deeplab_train", "def") == 10.0
+    assert bench_seconds(tmp_path, "seeds_fine", "other") is None
+    assert bench_seconds(tmp_path, "sam_masks", "abc") is None
+
+
+def test_headline_per_stage_kind():
+    assert headline("seeds_fine", {"ground_truth": True, "miou": 0.5}) == {"mIoU": 0.5}
+    assert headline("seeds_fine", {"ground_truth": False}) == {}
+    cams = {"cam_raw": {"ground_truth": True, "miou": 0.2}, "cam_caa": {"ground_truth": True, "miou": 0.3}}
+    assert headline("cams_fine_dump", cams) == {"raw mIoU": 0.2, "caa mIoU": 0.3}
+    assert headline("deeplab_eval", {"miou": {"single_scale": 0.4, "ms_flip": 0.45}}) == {
+        "single_scale mIoU": 0.4, "ms_flip mIoU": 0.45}
+    assert headline("sam_masks", None) == {}
