@@ -68,7 +68,7 @@ test-fast: $(BIN)/fmwsss  ## the suite without tests marked slow
 	$(BIN)/python -m pytest -q -m "not slow and not long"
 
 install-browser:  ## apt-install Debian's chromium + chromium-driver for the report's browser test (root)
-	apt-get install -y --no-install-recommends chromium chromium-driver
+	command -v chromedriver >/dev/null || { apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium chromium-driver; }
 
 test-slurm: $(BIN)/fmwsss  ## the tiny workflow on a real one-node SLURM cluster (root: installs slurm-wlm + munge)
 	tests/slurm/run.sh
