@@ -6,8 +6,10 @@ CORES ?= all
 # Where `make demo` copies the 24 VOC demo images from: a local copy of the sample (as on the CI machine), or
 # the official VOC2012 trainval tar URL on a machine that is online.
 VOC_SAMPLE_SOURCE ?= ../shared/data/voc_sample
+# Where `make demo-coco` copies the 12 COCO val2014 sample images and their instances JSON from (a local copy).
+COCO_SAMPLE_SOURCE ?= ../shared/data/coco_sample
 
-.PHONY: help install data demo demo-pretrained test test-fast test-long test-slurm lint
+.PHONY: help install data data-coco demo demo-coco demo-pretrained test test-fast test-long test-slurm lint
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -25,6 +27,11 @@ data/voc_sample/labels.json: | $(BIN)/fmwsss
 
 data: data/voc_sample/labels.json  ## fetch the 24-image VOC demo sample into data/ (git-ignored)
 
+data/coco_sample/labels.json: | $(BIN)/fmwsss
+	$(BIN)/fmwsss data coco-sample --source $(COCO_SAMPLE_SOURCE) --dest data/coco_sample
+
+data-coco: data/coco_sample/labels.json  ## fetch the 12-image COCO demo sample into data/ (git-ignored)
+
 DEMO_IMAGE ?= 2007_000032
 
 demo: data  ## the pipeline on the VOC demo images with TINY RANDOM TEST WEIGHTS (not a real result)
@@ -37,6 +44,11 @@ demo: data  ## the pipeline on the VOC demo images with TINY RANDOM TEST WEIGHTS
 	@echo "== metrics against the ground truth: results/demo/seeds/metrics.json (also results/demo/cams_*/metrics.json)"
 	@echo "== segmenter trained on the seeds, scored on the 8 val images: results/demo/deeplab/metrics.json"
 	@echo "== an overlay picture: results/demo/overlay_$(DEMO_IMAGE).png"
+
+demo-coco: data-coco  ## the coco preset on the COCO sample with TINY RANDOM TEST WEIGHTS (mechanics only)
+	$(BIN)/snakemake --cores $(CORES) results/coco_demo/seeds
+	$(BIN)/fmwsss status coco_demo
+	@echo "== seeds: results/coco_demo/seeds/, scored on the painted COCO masks: results/coco_demo/seeds/metrics.json"
 
 demo-pretrained: data  ## the same with the real CLIP ViT-B/16 and SAM ViT-H weights (downloads them once)
 	$(BIN)/snakemake --cores $(CORES) results/demo_pretrained/seeds results/demo_pretrained/deeplab
