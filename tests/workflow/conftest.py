@@ -87,5 +87,5 @@ def demo_run(tmp_path_factory) -> Workdir:
     Snakemake invocation, the coco preset on the COCO sample to results/coco_demo/seeds (when the sample exists)."""
     wd = make_workdir(tmp_path_factory.mktemp("demo_run"))
     coco = ["results/coco_demo/seeds"] if fetch_coco_sample(wd) else []
-    wd.snakemake("--cores", "2", "results/demo/seeds", "results/demo/deeplab", *coco)
+    wd.snakemake("--cores", "2", "results/demo/seeds", "results/demo/deeplab", *coco, timeout=1800)
     return wd
