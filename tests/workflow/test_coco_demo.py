@@ -59,8 +59,9 @@ def test_coco_seeds_scored_against_the_painted_ground_truth(coco_run):
 
 
 def test_coco_preset_settings_reached_the_stages(coco_run):
-    store = coco_run / "results/coco_demo/store"
-    (seg_spec,) = store.glob("prompts_seg_train/*/spec.json")
+    fine_spec = json.loads((coco_run / "results/coco_demo/cams_fine/spec.json").read_text())
+    seg_key = fine_spec["upstream"]["prompts_seg_train"]
+    seg_spec = coco_run / "results/coco_demo/store/prompts_seg_train" / seg_key / "spec.json"
     seg = json.loads(seg_spec.read_text())["settings"]["prompts_seg"]
     assert seg["positives"] == "image_tags" and not seg["class_specific"] and seg["name_position"] == "end"
     fine = json.loads((coco_run / "results/coco_demo/cams_fine/metrics.json").read_text())
