@@ -10,7 +10,7 @@ COCO_SAMPLE_SOURCE ?= samples/coco_sample
 # Snakemake 9 needs Python 3.11 or newer; `make install` checks $(PYTHON) first.
 PYTHON_MIN := 3.11
 
-.PHONY: help install install-browser data demo demo-pretrained test test-fast test-long test-slurm lint
+.PHONY: help install install-browser data data-coco demo demo-coco demo-pretrained test test-fast test-long test-slurm lint
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -37,6 +37,8 @@ data/coco_sample/labels.json: | $(BIN)/fmwsss
 
 data: data/voc_sample/labels.json data/coco_sample/labels.json  ## copy the VOC and COCO samples into data/ (git-ignored)
 
+data-coco: data/coco_sample/labels.json  ## copy only the 12-image COCO sample into data/ (git-ignored)
+
 DEMO_IMAGE ?= 2007_000032
 
 demo: data  ## the pipeline on the VOC demo images with TINY RANDOM TEST WEIGHTS (not a real result)
@@ -51,6 +53,11 @@ demo: data  ## the pipeline on the VOC demo images with TINY RANDOM TEST WEIGHTS
 	@echo "== an overlay picture: results/demo/overlay_$(DEMO_IMAGE).png"
 	$(BIN)/fmwsss report demo
 	@echo "== the HTML report (seeds next to image and ground truth, metrics, variants): results/demo/report/index.html"
+
+demo-coco: data-coco  ## the coco preset on the COCO sample with TINY RANDOM TEST WEIGHTS (mechanics only)
+	$(BIN)/snakemake --cores $(CORES) results/coco_demo/seeds
+	$(BIN)/fmwsss status coco_demo
+	@echo "== seeds: results/coco_demo/seeds/, scored on the painted COCO masks: results/coco_demo/seeds/metrics.json"
 
 demo-pretrained: data  ## the same with the real CLIP ViT-B/16 and SAM ViT-H weights (downloads them once)
 	$(BIN)/snakemake --cores $(CORES) results/demo_pretrained/seeds results/demo_pretrained/deeplab

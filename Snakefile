@@ -14,7 +14,9 @@ min_version("9.22")
 
 sys.path.insert(0, workflow.basedir)
 
+from fmwsss.pipeline.config import Config
 from fmwsss.pipeline.plan import Plan
+from fmwsss.pipeline.stage_settings import check_stage_settings
 from fmwsss.pipeline.stages import ALIASES, STAGES, upstream_aliases
 from fmwsss.pipeline.entrypoints import alias_job, fetch_weights_job, finalize_job, make_tiny_job
 from fmwsss.models.weights import WEIGHTS, weights_dir
@@ -26,6 +28,8 @@ configfile: "config.yaml"
 
 report: "workflow/report/workflow.rst"
 
+
+check_stage_settings(Config(config))  # every stage of every dataset, before any dataset is opened
 
 PLAN = Plan(config)
 WEIGHTS_DIR = os.path.relpath(weights_dir()) if weights_dir().is_relative_to(os.getcwd()) else str(weights_dir())

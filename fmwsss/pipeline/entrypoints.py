@@ -179,7 +179,8 @@ def prompts_train(smk: Any, stage: str) -> None:
                 items = [(i, ds.dataset.image_path(i), ds.dataset.tags(i)) for i in ds.dataset.ids]
             else:
                 seeds = _store_dir(smk.input.seeds_coarse)
-                items = [(i, ds.dataset.image_path(i), seeds / f"{i}.png") for i in ds.dataset.ids]
+                items = [(i, ds.dataset.image_path(i), seeds / f"{i}.png", ds.dataset.tags(i))
+                         for i in ds.dataset.ids]
             log(f"{stage}: {len(items)} images, {cfg.max_iter} iterations, batch {cfg.batch_size}")
             train_prompts(
                 items, smk.input.weights, prompt_config(section, fg, bg), cfg, smk.params.partial, out,

@@ -1,13 +1,19 @@
-"""Translate a dataset's canonical settings into the library's typed settings objects.
+"""Translate a dataset's canonical settings into the library's typed settings objects, and check them all early.
 
 One place maps config keys to library arguments, so a config key that the library cannot honour fails here,
-naming the key, instead of being silently ignored.
+naming the key, instead of being silently ignored. :func:`check_stage_settings` runs every stage's checks
+for every configured dataset when the Snakefile is parsed, so an unsupported combination stops the run
+before its first job rather than at a late stage. The checks are pure dict logic (no torch, no model, no
+image): parsing stays cheap. The builders below run the same checks and then construct the typed objects.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from fmwsss.pipeline.config import ConfigError
+from fmwsss.pipeline.config import Config, ConfigError
+
+PROMPT_SECTIONS = ("prompts_cls", "prompts_seg")
 
 
 def prompt_names(settings: dict, class_names: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -34,34 +40,48 @@ def prompt_config(section: dict, fg: tuple[str, ...], bg: tuple[str, ...]):
     )
 
 
+def check_train(section: dict, runtime: dict, where: str) -> int:
+    """Check a prompt section's loss, positives, loss weights and micro-batching; return the micro-batch count."""
+    if where == "prompts_cls" and section["loss"] != "contrastive":
+        raise ConfigError(f"{where}.loss: {section['loss']!r} trains on the coarse seeds, which are made after "
+                          f"this stage; the classification prompts take the contrastive loss")
+    if section["loss"] == "contrastive":
+        if section["positives"] != "image_tags":
+            raise ConfigError(f"{where}.positives: the contrastive loss takes its positives from image_tags")
+        for weight in ("fg_weight", "bg_weight"):
+            if section[weight] != 1.0:
+                raise ConfigError(f"{where}.{weight}: weights a term of the cam_activation loss; the contrastive "
+                                  f"loss has none (leave it at 1.0)")
+    batch, micro = section["batch_size"], runtime["micro_batch"]
+    micro_batches = 1 if micro is None else -(-batch // micro)
+    if batch % micro_batches:
+        raise ConfigError(f"runtime.micro_batch {micro} does not split {where}.batch_size {batch} evenly")
+    return micro_batches
+
+
 def train_config(section: dict, runtime: dict, where: str):
     """The training schedule of ``section`` (prompts_cls or prompts_seg) plus the runtime memory knobs."""
     from fmwsss.prompts.augment import AugConfig
     from fmwsss.prompts.train import TrainConfig
 
-    task = "cls" if section["loss"] == "contrastive" else "seg"
-    if task == "seg" and section["positives"] != "crop_labels":
-        raise ConfigError(f"{where}.positives: 'image_tags' with the cam_activation loss is not supported yet")
-    if task == "cls" and section["positives"] != "image_tags":
-        raise ConfigError(f"{where}.positives: the contrastive loss takes its positives from image_tags")
+    micro_batches = check_train(section, runtime, where)
     aug, jitter = section["augment"], section["augment"]["color_jitter"]
-    batch, micro = section["batch_size"], runtime["micro_batch"]
-    micro_batches = 1 if micro is None else -(-batch // micro)
-    if batch % micro_batches:
-        raise ConfigError(f"runtime.micro_batch {micro} does not split {where}.batch_size {batch} evenly")
     return TrainConfig(
-        task=task,
+        task="cls" if section["loss"] == "contrastive" else "seg",
         max_iter=section["iterations"],
         warmup_iters=section["warmup_iters"],
         warmup_lr=section["warmup_lr"],
         lr=section["lr"],
         momentum=section["momentum"],
         weight_decay=section["weight_decay"],
-        batch_size=batch,
+        batch_size=section["batch_size"],
         micro_batches=micro_batches,
         ckpt_every=runtime["checkpoint_every"],
         log_every=max(1, min(20, section["iterations"] // 20)),
         seed=section["seed"],
+        positives=section["positives"],
+        fg_weight=section["fg_weight"],
+        bg_weight=section["bg_weight"],
         aug=AugConfig(
             long_side=tuple(aug["long_side"]),
             crop=aug["crop"],
@@ -83,3 +103,59 @@ def caa_settings(caa: dict) -> Any:
         return None
     return CaaSettings(caa["sinkhorn_iters"], caa["power"], caa["box_thresh"],
                        "score" if caa["propagate"] == "score" else "cam")
+
+
+def check_sam(sam: dict) -> None:
+    """The ``sam`` section's cross-key rule (``fmwsss.sam.build.check_sam_settings``, which imports torch)."""
+    if sam["implementation"] == "reference" and sam["autocast"] != "none":
+        raise ConfigError("sam.autocast: needs sam.implementation: fast (the reference generator runs in fp32)")
+
+
+def check_segmenter(segmenter: dict, runtime: dict) -> None:
+    """What ``train_segmenter``/``build_segmenter`` would refuse, from the settings alone."""
+    if segmenter["arch"] == "tiny" and segmenter["pretrained_backbone"]:
+        raise ConfigError("segmenter.pretrained_backbone: arch tiny is a random-init test model: set it to false")
+    batch, micro = segmenter["batch_size"], runtime["micro_batch"]
+    if micro is not None and (batch % micro or micro < 2):
+        raise ConfigError(f"runtime.micro_batch {micro} must divide segmenter.batch_size {batch} and be >= 2 "
+                          f"(DeepLab's image-pooling BatchNorm needs two samples)")
+
+
+def check_settings(settings: dict, runtime: dict, class_names: tuple[str, ...] | None) -> None:
+    """Every stage's checks on one dataset's settings; ``class_names`` None skips the class-count check."""
+    check_sam(settings["sam"])
+    if class_names is not None:
+        prompt_names(settings, class_names)
+    for section in PROMPT_SECTIONS:
+        if settings[section]["mode"] == "learned":
+            check_train(settings[section], runtime, section)
+    check_segmenter(settings["segmenter"], runtime)
+
+
+def dataset_class_names(entry: dict) -> tuple[str, ...] | None:
+    """The class names of a dataset entry without opening it: fixed per type, or a custom dataset's class file.
+
+    None when a custom dataset's root is unset or its class file unreadable: opening the dataset reports that.
+    """
+    from fmwsss.data import COCO_CLASS_NAMES, VOC_CLASS_NAMES, DatasetError
+    from fmwsss.data.custom import read_class_names
+
+    if entry["type"] in ("voc", "demo"):
+        return VOC_CLASS_NAMES
+    if entry["type"] == "coco":
+        return COCO_CLASS_NAMES
+    if entry["root"] is None:
+        return None
+    try:
+        return tuple(read_class_names(Path(entry["root"]) / entry["options"].get("classes", "classes.txt")))
+    except DatasetError:
+        return None
+
+
+def check_stage_settings(config: Config) -> None:
+    """Check every stage's settings of every configured dataset (parse time); the error names dataset and key."""
+    for name, entry in config.datasets.items():
+        try:
+            check_settings(config.settings(name), config.runtime, dataset_class_names(entry))
+        except ConfigError as exc:
+            raise ConfigError(f"{config.where}: datasets.{name} (preset {entry['preset']}): {exc}") from None

@@ -33,7 +33,7 @@ STAGES: dict[str, Stage] = {
             "seeds_coarse", 1, ("seeds_coarse", "data", "eval"), (),
             ("cams_coarse_dump", "sam_masks"), True, "seeds_coarse",
         ),
-        Stage("prompts_seg_train", 1, ("prompts_seg", "classes", "clip"), ("clip",), ("seeds_coarse",), False, None),
+        Stage("prompts_seg_train", 2, ("prompts_seg", "classes", "clip"), ("clip",), ("seeds_coarse",), False, None),
         Stage(
             "cams_fine_dump", 1, ("cams_fine", "classes", "clip", "data", "eval"), ("clip",),
             ("prompts_seg_train",), True, "cams_fine",

@@ -51,12 +51,14 @@ def cam_loss_count(label_maps: torch.Tensor, image_index: torch.Tensor) -> int:
 
 
 def cam_activation(cams: torch.Tensor, image_index: torch.Tensor, class_ids: torch.Tensor,
-                   label_maps: torch.Tensor) -> LossParts:
-    """CAM activation loss (§6.2): sum_F |mu - m| + sum_B max(m, 0), over all pairs, with its N.
+                   label_maps: torch.Tensor, fg_weight: float = 1.0, bg_weight: float = 1.0) -> LossParts:
+    """CAM activation loss (§6.2): fg_weight sum_F |mu - m| + bg_weight sum_B max(m, 0), over all pairs, with N.
 
     ``cams`` (P, h, w) raw Grad-CAMs, ``class_ids`` (P,) the label value of each pair's class in
     ``label_maps`` (N, H, W) (ignore = 255). m = CAM bilinearly upsampled to H x W; F = pixels of the class,
     B = every other valid pixel (other fg classes included); mu = stop_grad(max(0, max_F m)), 0 without F.
+    A pair whose class is absent from its map (image-tag positives, §13) has no F: only its bg term counts,
+    which pushes that CAM down over the whole crop.
     """
     if cams.shape[0] == 0:
         return LossParts(cams.sum() * 0.0, 0)
@@ -67,4 +69,4 @@ def cam_activation(cams: torch.Tensor, image_index: torch.Tensor, class_ids: tor
     peak = m.detach().masked_fill(~fg, float("-inf")).flatten(1).max(dim=1).values.clamp(min=0.0)
     fg_term = ((peak.view(-1, 1, 1) - m).abs() * fg).sum()
     bg_term = (m.clamp(min=0.0) * bg).sum()
-    return LossParts(fg_term + bg_term, cam_loss_count(label_maps, image_index))
+    return LossParts(fg_weight * fg_term + bg_weight * bg_term, cam_loss_count(label_maps, image_index))

@@ -5,8 +5,9 @@ augmentation from (seed, iteration, slot), so the full random state at iteration
 holds the context, the optimiser (momentum), the schedule position and that state; a run killed after
 checkpoint k and resumed computes iterations k+1.. exactly as an uninterrupted run would.
 Classification (``task='cls'``): multi-label contrastive loss on image tags, no CAM needed.
-Segmentation (``task='seg'``): positives = classes in the augmented seed crop, CAM activation loss through
-a double-backward Softmax-Grad-CAM.
+Segmentation (``task='seg'``): CAM activation loss against the coarse seeds through a double-backward
+Softmax-Grad-CAM; positives = classes in the augmented seed crop (``crop_labels``, VOC) or the image tags
+(``image_tags``, COCO, method §13: every image has a positive, so a crop of pure background still trains).
 """
 from __future__ import annotations
 
@@ -49,6 +50,9 @@ class TrainConfig:
     ckpt_every: int = 1000
     log_every: int = 20
     seed: int = 0
+    positives: Literal["crop_labels", "image_tags"] = "crop_labels"  # seg only; cls always uses the tags
+    fg_weight: float = 1.0  # seg: weights of the CAM activation loss's two terms
+    bg_weight: float = 1.0
     aug: AugConfig = field(default_factory=AugConfig)
 
 
@@ -89,10 +93,15 @@ class Batch:
 
 def make_batch(items: Sequence[tuple], indices: np.ndarray, it: int, cfg: TrainConfig, n_fg: int,
                load_image: Callable, load_label: Callable) -> Batch:
-    """Load and augment one batch. cls items: (id, image, tags 1..C); seg items: (id, image, seed png)."""
+    """Load and augment one batch. cls items: (id, image, tags 1..C); seg items: (id, image, seed png[, tags]),
+    the tags needed with ``positives='image_tags'``."""
     images, present, labels = [], torch.zeros(len(indices), n_fg, dtype=torch.bool), []
+    by_tags = cfg.task == "cls" or cfg.positives == "image_tags"
     for slot, idx in enumerate(indices):
-        image_id, image_path, target = items[idx]
+        image_id, image_path, target, *rest = items[idx]
+        tags = target if cfg.task == "cls" else (rest[0] if rest else None)
+        if by_tags and tags is None:
+            raise ValueError(f"positives from image tags, but training item {image_id!r} has no tags")
         rng = np.random.default_rng([cfg.seed, it, slot])
         rgb = load_image(Path(image_path))
         label = load_label(Path(target)) if cfg.task == "seg" else None
@@ -100,12 +109,13 @@ def make_batch(items: Sequence[tuple], indices: np.ndarray, it: int, cfg: TrainC
             raise ValueError(f"seed {target} is {label.shape}, image {image_path} is {rgb.shape[:2]}")
         rgb, label = augment(rgb, label, rng, cfg.aug)
         images.append(to_input_tensor(rgb))
-        if cfg.task == "seg":
+        if by_tags:
+            present[slot, [int(t) - 1 for t in tags]] = True
+        else:
             counts = np.bincount(label[label != IGNORE].ravel(), minlength=n_fg + 1)
             present[slot] = torch.from_numpy(counts[1:n_fg + 1] > 0)
+        if cfg.task == "seg":
             labels.append(torch.from_numpy(label.astype(np.int64)))
-        else:
-            present[slot, [int(t) - 1 for t in target]] = True
     return Batch(torch.stack(images), present, torch.stack(labels) if labels else None)
 
 
@@ -116,7 +126,8 @@ def _loss_parts(clip_cam: ClipCam, learner: PromptLearner, batch: Batch, cfg: Tr
     if cfg.task == "cls":
         return multilabel_contrastive(logits[:, :learner.n_fg], present)
     cams = softmax_gradcam(out.act, logits, present, out.grid, create_graph=True)
-    return cam_activation(cams.cams, cams.image_index, cams.class_index + 1, batch.labels.to(device))
+    return cam_activation(cams.cams, cams.image_index, cams.class_index + 1, batch.labels.to(device),
+                          cfg.fg_weight, cfg.bg_weight)
 
 
 def _count(batch: Batch, cfg: TrainConfig) -> int:

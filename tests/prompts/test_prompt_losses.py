@@ -101,3 +101,17 @@ def test_gradcheck_cam_loss_double_backward():
     assert torch.autograd.gradcheck(lambda t: cams(t).cams, (text,), eps=1e-6, atol=1e-6)
     assert torch.autograd.gradcheck(loss, (text,), eps=1e-6, atol=1e-6)
     assert torch.autograd.grad(loss(text), text)[0].abs().max() > 0
+
+
+def test_cam_loss_tag_positive_absent_from_the_crop_and_term_weights():
+    # COCO (method §13): positives are the image tags, so a tagged class may have no pixel in the seed crop
+    cams = torch.tensor([[[0.5, 0.2], [0.4, 0.9]], [[-0.1, 0.3], [0.2, 0.7]]])
+    labels = torch.tensor([[[1, 1], [0, 255]]])  # 2x2 = CAM size: the bilinear resize is the identity
+    pairs = torch.tensor([0, 0]), torch.tensor([1, 3])  # class 3 is a tag with no pixel here
+    parts = cam_activation(cams, *pairs, labels)
+    # class 1: F = {0.5, 0.2}, mu = 0.5, fg = 0 + 0.3; B = {0.4} -> 0.4
+    # class 3: F empty, fg = 0; B = {-0.1, 0.3, 0.2} -> 0 + 0.3 + 0.2 = 0.5; N = 3 + 3 valid pixels
+    assert parts.count == 6
+    assert math.isclose(parts.numerator.item(), 0.3 + 0.4 + 0.5, rel_tol=1e-6)
+    weighted = cam_activation(cams, *pairs, labels, fg_weight=2.0, bg_weight=0.5)
+    assert math.isclose(weighted.numerator.item(), 2.0 * 0.3 + 0.5 * (0.4 + 0.5), rel_tol=1e-6)

@@ -83,6 +83,25 @@ def test_cls_training_lowers_loss(tiny_clip_path, voc_items, load_rgb, tmp_path)
 
 
 @pytest.mark.slow
+def test_seg_positives_from_image_tags_not_from_the_crop(voc_items, load_rgb, tmp_path):
+    from PIL import Image
+
+    items = []
+    for (image_id, path, _), tags in zip(voc_items[:2], ([3, 7], [12])):
+        seed = tmp_path / f"{image_id}.png"  # an all-background coarse seed: no class in any crop
+        Image.fromarray(np.zeros(load_rgb(path).shape[:2], np.uint8)).save(seed)
+        items.append((image_id, path, seed, tags))
+    cfg = TrainConfig(task="seg", max_iter=2, batch_size=2, positives="image_tags")
+    batch = make_batch(items, np.arange(2), 0, cfg, 20, load_rgb, train_mod._load_png)
+    assert [np.flatnonzero(row).tolist() for row in batch.present.numpy()] == [[2, 6], [11]]
+    assert _count(batch, cfg) == 3 * 224 * 224  # 3 (image, tag) pairs, each over all valid crop pixels
+    crop = dataclasses.replace(cfg, positives="crop_labels")
+    batch = make_batch(items, np.arange(2), 0, crop, 20, load_rgb, train_mod._load_png)
+    assert not batch.present.any() and _count(batch, crop) == 0  # VOC's rule: nothing to train on here
+    with pytest.raises(ValueError, match="has no tags"):
+        make_batch([it[:3] for it in items], np.arange(2), 0, cfg, 20, load_rgb, train_mod._load_png)
+
+
 def test_seg_kill_and_resume_is_bit_identical(tiny_clip_path, voc_sample, voc_items, load_rgb, tmp_path,
                                               monkeypatch):
     items = _seg_items(voc_sample, voc_items[:6])
