@@ -68,23 +68,20 @@ def make_workdir(path: Path) -> Workdir:
     return Workdir(path)
 
 
-def fetch_coco_sample(wd: Workdir) -> bool:
-    """Copy the 12-image COCO sample into the workdir (dataset coco_demo); False when it is not available."""
-    if not (SHARED / "coco_sample").is_dir():
-        return False
+def fetch_coco_sample(wd: Workdir) -> None:
+    """Copy the 12-image COCO sample into the workdir (dataset coco_demo)."""
     subprocess.run(
-        [str(BIN / "fmwsss"), "data", "coco-sample", "--source", str(SHARED / "coco_sample"),
+        [str(BIN / "fmwsss"), "data", "coco-sample", "--source", str(sample_dir("coco_sample")),
          "--dest", str(wd.path / "data" / "coco_sample")],
         check=True, capture_output=True, text=True,
     )
-    return True
 
 
 @pytest.fixture(scope="session")
 def demo_run(tmp_path_factory) -> Workdir:
     """The tiny demo pipeline run once to results/demo/seeds and results/demo/deeplab, and, in the same
-    Snakemake invocation, the coco preset on the COCO sample to results/coco_demo/seeds (when the sample exists)."""
+    Snakemake invocation, the coco preset on the COCO sample to results/coco_demo/seeds."""
     wd = make_workdir(tmp_path_factory.mktemp("demo_run"))
-    coco = ["results/coco_demo/seeds"] if fetch_coco_sample(wd) else []
-    wd.snakemake("--cores", "2", "results/demo/seeds", "results/demo/deeplab", *coco, timeout=1800)
+    fetch_coco_sample(wd)
+    wd.snakemake("--cores", "2", "results/demo/seeds", "results/demo/deeplab", "results/coco_demo/seeds", timeout=1800)
     return wd

@@ -17,9 +17,7 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 def coco_run(demo_run) -> Path:
-    results = demo_run.path / "results/coco_demo"
-    if not (results / "seeds").exists():
-        pytest.skip("COCO sample not available: the session run did not target results/coco_demo/seeds")
+    assert (demo_run.path / "results/coco_demo/seeds").is_dir(), "the session run did not build coco_demo seeds"
     return demo_run.path
 
 
