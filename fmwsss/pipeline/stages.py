@@ -26,7 +26,7 @@ STAGES: dict[str, Stage] = {
         Stage("sam_masks", 2, ("sam", "data"), ("sam",), (), True, "sam_masks"),
         Stage("prompts_cls_train", 1, ("prompts_cls", "classes", "clip"), ("clip",), (), False, None),
         Stage(
-            "cams_coarse_dump", 1, ("cams_coarse", "classes", "clip", "data", "eval"), ("clip",),
+            "cams_coarse_dump", 2, ("cams_coarse", "classes", "clip", "data", "eval"), ("clip",),
             ("prompts_cls_train",), True, "cams_coarse",
         ),
         Stage(
@@ -35,7 +35,7 @@ STAGES: dict[str, Stage] = {
         ),
         Stage("prompts_seg_train", 1, ("prompts_seg", "classes", "clip"), ("clip",), ("seeds_coarse",), False, None),
         Stage(
-            "cams_fine_dump", 1, ("cams_fine", "classes", "clip", "data", "eval"), ("clip",),
+            "cams_fine_dump", 2, ("cams_fine", "classes", "clip", "data", "eval"), ("clip",),
             ("prompts_seg_train",), True, "cams_fine",
         ),
         Stage(
