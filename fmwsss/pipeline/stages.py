@@ -30,7 +30,7 @@ STAGES: dict[str, Stage] = {
             ("prompts_cls_train",), True, "cams_coarse",
         ),
         Stage(
-            "seeds_coarse", 1, ("seeds_coarse", "data", "eval"), (),
+            "seeds_coarse", 2, ("seeds_coarse", "data", "eval"), (),
             ("cams_coarse_dump", "sam_masks"), True, "seeds_coarse",
         ),
         Stage("prompts_seg_train", 1, ("prompts_seg", "classes", "clip"), ("clip",), ("seeds_coarse",), False, None),
@@ -39,7 +39,7 @@ STAGES: dict[str, Stage] = {
             ("prompts_seg_train",), True, "cams_fine",
         ),
         Stage(
-            "seeds_fine", 1, ("seeds_fine", "data", "eval"), (),
+            "seeds_fine", 2, ("seeds_fine", "data", "eval"), (),
             ("cams_fine_dump", "sam_masks"), True, "seeds",
         ),
         Stage("deeplab_train", 1, ("segmenter",), (), ("seeds_fine",), False, None),
