@@ -142,19 +142,15 @@ class FineChain:
 
     def run(self, rgb: np.ndarray, classes: np.ndarray) -> SeedResult:
         """Seed ``rgb`` (uint8 (H, W, 3)) for the tagged ``classes`` (ids 1..C)."""
-        from fmwsss.seeding import argmax_seed, sams_seed
+        from fmwsss.seeding import seed_image
 
         classes = np.asarray(classes, dtype=np.int64)
         if classes.size == 0 or classes.min() < 1 or classes.max() > self.n_fg:
             raise ValueError(f"tags {classes.tolist()} must be class ids in 1..{self.n_fg}")
         cams = codec.round_trip(self.cams(rgb, classes).float().cpu().numpy())  # the pipeline's stored values
         size = rgb.shape[:2]
-        if self.generator is None:
-            seed = argmax_seed(cams, classes, size, self.seeds["argmax_bg_power"], self.device)
-            return SeedResult(seed, classes, cams, None)
-        masks = self.generator.generate(rgb)
-        seed, _ = sams_seed(masks.masks, masks.level, cams, classes, size, self.seeds["gamma"], self.device)
-        return SeedResult(seed, classes, cams, masks)
+        masks = self.generator.generate(rgb) if self.generator is not None else None
+        return SeedResult(seed_image(self.seeds, cams, classes, size, masks, self.device), classes, cams, masks)
 
 
 def label_fractions(seed: np.ndarray, labels: Sequence[int]) -> dict[int, float]:
