@@ -35,10 +35,10 @@ whole-mask sums are exact int64 sums whatever the summation order (at most 2**31
 runs on the host in float64.
 
 Ties: between classes for one mask, the first maximum of ``[b, a_1..a_P]`` wins: background before any
-class, then the class listed first in ``classes`` (callers pass them ascending). When one mask is the best mask of
-two classes, each scores ``(hi - lo) / (hi - lo + 1e-7)`` in its across-mask min-max: the class whose
-whole-mask means spread more (``hi - lo``, on the spatially normalised scale) scores higher and wins; equal
-spreads tie exactly and go to the lower class id. The epsilon is the reference's and kept for that reason.
+class, then the class listed first in ``classes`` (callers pass them ascending). When one mask is the best
+mask of two classes, each scores ``(hi - lo) / (hi - lo + 1e-7)`` in its across-mask min-max: the class
+whose whole-mask means spread more (``hi - lo``, on the spatially normalised scale) scores higher and wins;
+equal spreads tie exactly and go to the class listed first. The epsilon is the reference's, kept for this.
 """
 from __future__ import annotations
 
