@@ -45,7 +45,7 @@ DEFAULT_DATA = Path(os.environ.get("FMWSSS_SHARED_DATA") or ROOT / "samples")
 def sams_loop(masks: np.ndarray, levels: np.ndarray, cams: np.ndarray, classes: np.ndarray, gamma: float):
     """The obvious implementation: one mask at a time, for the mean and for the painting."""
     n, height, width = masks.shape
-    x = F.interpolate(torch.as_tensor(cams, dtype=torch.float32)[None], size=(height, width), mode="bilinear",
+    x = F.interpolate(torch.as_tensor(cams, dtype=torch.float64)[None], size=(height, width), mode="bilinear",
                       align_corners=False)[0].clamp_min(0)
     lo, hi = x.amin(dim=(1, 2), keepdim=True), x.amax(dim=(1, 2), keepdim=True)
     score = ((x - lo) / (hi - lo + EPS)).double()

@@ -1,7 +1,9 @@
-"""CAM shard store: one HDF5 file per shard, one group per image, patch-resolution float16 maps.
+"""CAM shard store: one HDF5 file per shard, one group per image, patch-resolution maps in the CAM codec.
 
-Per image: ``cam_raw`` and ``cam_caa`` float16 (P, h, w), ``classes`` int16 (P,) dataset class ids 1..C,
-group attrs ``height``, ``width`` (original image) and ``stride``. No HW x HW attention is stored: CAA runs at
+Per image: ``cam_raw`` and ``cam_caa`` float16 (P, h, w) scaled per map, with ``cam_raw_scale`` and
+``cam_caa_scale`` float32 (P,) (:mod:`fmwsss.cams.codec`: any magnitude keeps ~3 significant digits; the
+reader undoes the scaling), ``classes`` int16 (P,) dataset class ids 1..C, group attrs ``height``, ``width``
+(original image) and ``stride``. No HW x HW attention is stored: CAA runs at
 dump time, which is what keeps a VOC-scale dump at a few GB instead of the reference's ~13 GB.
 
 Writing is resumable: a group is written under a temporary name, then moved to its id and flushed, so a
@@ -20,6 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from fmwsss.cams import codec
 from fmwsss.io.shards import GroupShardWriter, ShardError
 
 CamShardError = ShardError
@@ -48,9 +51,13 @@ class CamShardWriter(GroupShardWriter):
 
     def write_cams(self, image_id: str, cam_raw: np.ndarray, cam_caa: np.ndarray, classes: np.ndarray,
                    height: int, width: int, stride: int) -> None:
-        """Commit one image (an id already present is an error)."""
-        datasets = {"cam_raw": np.asarray(cam_raw, np.float16), "cam_caa": np.asarray(cam_caa, np.float16),
-                    "classes": np.asarray(classes, np.int16)}
+        """Commit one image (an id already present is an error; so is a NaN or inf CAM, named by image)."""
+        datasets = {"classes": np.asarray(classes, np.int16)}
+        for kind, cams in (("cam_raw", cam_raw), ("cam_caa", cam_caa)):
+            try:
+                datasets[kind], datasets[f"{kind}_scale"] = codec.encode(cams)
+            except ValueError as exc:
+                raise ValueError(f"{self.partial_path}: image {image_id!r}: {kind}: {exc}") from exc
         self.write(image_id, datasets, {"height": int(height), "width": int(width), "stride": int(stride)})
 
 
@@ -83,6 +90,10 @@ class CamShardReader:
         if image_id not in self._file:
             raise CamShardError(f"CAM shard {self.path} has no image {image_id!r}")
         g = self._file[image_id]
-        return CamRecord(cam_raw=g["cam_raw"][()].astype(np.float32), cam_caa=g["cam_caa"][()].astype(np.float32),
+        if "cam_raw_scale" not in g:
+            raise CamShardError(f"CAM shard {self.path}: image {image_id!r} has no per-map scales (written by an "
+                                "older fmwsss as plain float16); rerun its CAM stage")
+        return CamRecord(cam_raw=codec.decode(g["cam_raw"][()], g["cam_raw_scale"][()]),
+                         cam_caa=codec.decode(g["cam_caa"][()], g["cam_caa_scale"][()]),
                          classes=g["classes"][()].astype(np.int64), height=int(g.attrs["height"]),
                          width=int(g.attrs["width"]), stride=int(g.attrs["stride"]))

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from fmwsss.cams import codec
 from fmwsss.cams.caa import CaaSettings, refine
 from fmwsss.cams.clip_wrapper import ClipCam, preprocess_native
 from fmwsss.cams.gradcam import softmax_gradcam
@@ -85,7 +86,7 @@ class SeedResult:
 
     seed: np.ndarray  # uint8 (H, W): 0 background, else a class id of ``classes``
     classes: np.ndarray  # int64 (P,) the tagged class ids, ascending
-    cams: np.ndarray  # float32 (P, h, w) CAA-refined CAMs (raw when CAA is off) at patch resolution
+    cams: np.ndarray  # float32 (P, h, w) CAA-refined CAMs (raw when CAA is off) at patch resolution, as stored
     masks: ImageMasks | None  # the SAM masks (None for the argmax method, which needs none)
 
 
@@ -141,19 +142,15 @@ class FineChain:
 
     def run(self, rgb: np.ndarray, classes: np.ndarray) -> SeedResult:
         """Seed ``rgb`` (uint8 (H, W, 3)) for the tagged ``classes`` (ids 1..C)."""
-        from fmwsss.seeding import argmax_seed, sams_seed
+        from fmwsss.seeding import seed_image
 
         classes = np.asarray(classes, dtype=np.int64)
         if classes.size == 0 or classes.min() < 1 or classes.max() > self.n_fg:
             raise ValueError(f"tags {classes.tolist()} must be class ids in 1..{self.n_fg}")
-        cams = self.cams(rgb, classes).float().cpu().numpy()
+        cams = codec.round_trip(self.cams(rgb, classes).float().cpu().numpy())  # the pipeline's stored values
         size = rgb.shape[:2]
-        if self.generator is None:
-            seed = argmax_seed(cams, classes, size, self.seeds["argmax_bg_power"], self.device)
-            return SeedResult(seed, classes, cams, None)
-        masks = self.generator.generate(rgb)
-        seed, _ = sams_seed(masks.masks, masks.level, cams, classes, size, self.seeds["gamma"], self.device)
-        return SeedResult(seed, classes, cams, masks)
+        masks = self.generator.generate(rgb) if self.generator is not None else None
+        return SeedResult(seed_image(self.seeds, cams, classes, size, masks, self.device), classes, cams, masks)
 
 
 def label_fractions(seed: np.ndarray, labels: Sequence[int]) -> dict[int, float]:

@@ -228,7 +228,7 @@ def seeds_shard(smk: Any, stage: str) -> None:
     from fmwsss.io.shards import GroupShardWriter
     from fmwsss.hooks import maybe_stall
     from fmwsss.sam.shards import SamShardReader
-    from fmwsss.seeding import argmax_seed, sams_seed
+    from fmwsss.seeding import seed_image
 
     cams_stage = "cams_coarse_dump" if stage == "seeds_coarse" else "cams_fine_dump"
     with job_log(_log_path(smk)) as log, _job_device(smk, log) as device:
@@ -248,12 +248,8 @@ def seeds_shard(smk: Any, stage: str) -> None:
                 tic = time.perf_counter()
                 cam = cams.read(image_id)
                 size = (cam.height, cam.width)
-                if section["method"] == "sams":
-                    masks = sam.read(image_id)
-                    labels, _ = sams_seed(masks.masks, masks.level, cam.cam_caa, cam.classes, size,
-                                          section["gamma"], device=device)
-                else:
-                    labels = argmax_seed(cam.cam_caa, cam.classes, size, section["argmax_bg_power"], device=device)
+                masks = sam.read(image_id) if section["method"] == "sams" else None
+                labels = seed_image(section, cam.cam_caa, cam.classes, size, masks, device=device)
                 writer.write(image_id, {"labels": labels}, {}, compression="gzip")
                 log(f"{stage}: image {n}/{len(ids)} {image_id} -> classes {sorted(set(labels.flat) - {0})} "
                     f"({time.perf_counter() - tic:.2f} s)")

@@ -24,22 +24,22 @@ STAGES: dict[str, Stage] = {
     s.name: s
     for s in (
         Stage("sam_masks", 2, ("sam", "data"), ("sam",), (), True, "sam_masks"),
-        Stage("prompts_cls_train", 1, ("prompts_cls", "classes", "clip"), ("clip",), (), False, None),
+        Stage("prompts_cls_train", 1, ("prompts_cls", "classes"), ("clip",), (), False, None),
         Stage(
-            "cams_coarse_dump", 1, ("cams_coarse", "classes", "clip", "data", "eval"), ("clip",),
+            "cams_coarse_dump", 2, ("cams_coarse", "classes", "data", "eval"), ("clip",),
             ("prompts_cls_train",), True, "cams_coarse",
         ),
         Stage(
-            "seeds_coarse", 1, ("seeds_coarse", "data", "eval"), (),
+            "seeds_coarse", 2, ("seeds_coarse", "data"), (),
             ("cams_coarse_dump", "sam_masks"), True, "seeds_coarse",
         ),
-        Stage("prompts_seg_train", 2, ("prompts_seg", "classes", "clip"), ("clip",), ("seeds_coarse",), False, None),
+        Stage("prompts_seg_train", 2, ("prompts_seg", "classes"), ("clip",), ("seeds_coarse",), False, None),
         Stage(
-            "cams_fine_dump", 1, ("cams_fine", "classes", "clip", "data", "eval"), ("clip",),
+            "cams_fine_dump", 2, ("cams_fine", "classes", "data", "eval"), ("clip",),
             ("prompts_seg_train",), True, "cams_fine",
         ),
         Stage(
-            "seeds_fine", 1, ("seeds_fine", "data", "eval"), (),
+            "seeds_fine", 2, ("seeds_fine", "data"), (),
             ("cams_fine_dump", "sam_masks"), True, "seeds",
         ),
         Stage("deeplab_train", 1, ("segmenter",), (), ("seeds_fine",), False, None),

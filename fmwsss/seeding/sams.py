@@ -25,7 +25,20 @@ word ops plus O(runs), never an (N, HW) float matrix. The spatial min-max is app
 priority, a cumulative OR of the packed masks gives, for each mask, the bits that no higher-priority mask
 covers; those are disjoint, so summing them per label yields one packed bitmap per class, and only those
 rows are unpacked. All heavy work is torch on ``device``; the O(N) decision logic runs in float64 numpy on
-the host, so CPU and GPU differ only through the float64 sums (~1e-12), not in any tie-breaking rule.
+the host.
+
+Determinism (one key, one seed, on any thread count and device): the CAM is resized in float64 by
+:func:`fmwsss.seeding.argmax.resize_bilinear` (fixed-order elementwise ops, unlike float32
+``F.interpolate``, whose last bits move with the CPU thread count), then each class is rounded to integers
+with its largest value at 2**32 (a relative step of 2.3e-10, far below float32 CAM precision), so the
+whole-mask sums are exact int64 sums whatever the summation order (at most 2**31 pixels). Everything after
+runs on the host in float64.
+
+Ties: between classes for one mask, the first maximum of ``[b, a_1..a_P]`` wins: background before any
+class, then the class listed first in ``classes`` (callers pass them ascending). When one mask is the best
+mask of two classes, each scores ``(hi - lo) / (hi - lo + 1e-7)`` in its across-mask min-max: the class
+whose whole-mask means spread more (``hi - lo``, on the spatially normalised scale) scores higher and wins;
+equal spreads tie exactly and go to the class listed first. The epsilon is the reference's, kept for this.
 """
 from __future__ import annotations
 
@@ -36,7 +49,7 @@ import torch
 import torch.nn.functional as F
 
 from fmwsss.devices import resolve_device
-from fmwsss.seeding.argmax import EPS, ArrayLike, cam_to_score, check_cams
+from fmwsss.seeding.argmax import EPS, ArrayLike, check_cams, resize_bilinear
 
 _SHIFTS = torch.arange(7, -1, -1, dtype=torch.uint8)  # np.packbits order: first pixel in the high bit
 _BITS = ((torch.arange(256)[:, None] >> _SHIFTS.long()) & 1).bool()  # byte value -> its 8 pixels
@@ -44,6 +57,7 @@ _BITS = ((torch.arange(256)[:, None] >> _SHIFTS.long()) & 1).bool()  # byte valu
 # next higher bit; for a byte's top bit it is bit 0 of the byte before (15 bits lower; previous word for byte 0).
 _INSIDE_BYTE = 0x7F7F7F7F7F7F7F7F
 _TOP_NOT_FIRST = 0x8080808080808000 - (1 << 64)
+_LEVELS = 2.0**32  # a class's largest resized CAM value, in the integer units of the whole-mask sums
 
 
 @dataclass(frozen=True)
@@ -82,21 +96,27 @@ def sams_seed(
         raise ValueError(f"levels has {levels.shape[0]} entries for {n} masks")
     p, class_ids = check_cams(cams, classes)
 
+    if height * width >= 2**31:
+        raise ValueError(f"image {height}x{width} has too many pixels for exact integer sums (< 2**31)")
+
     mask_id, start, end = _runs(words)
     area = torch.zeros(n, dtype=torch.int64, device=device).index_add_(0, mask_id, end - start)
-    sums = torch.zeros((p, n), dtype=torch.float64, device=device)
-    lo = hi = torch.zeros((p, 1), dtype=torch.float64, device=device)
+    sums = torch.zeros((p, n), dtype=torch.int64, device=device)
+    lo = hi = scale = np.zeros((p, 1))
     if p:
-        x = torch.as_tensor(cams, dtype=torch.float32, device=device)
-        x = F.interpolate(x[None], size=(height, width), mode="bilinear", align_corners=False)[0]
-        x = x.clamp_min_(0).reshape(p, height * width)
-        lo, hi = (v.double()[:, None] for v in torch.aminmax(x, dim=1))
-        cumsum = x.cumsum(dim=1, dtype=torch.float64)
-        before = torch.where(start > 0, cumsum[:, (start - 1).clamp_min(0)], 0.0)
+        x = resize_bilinear(cams, (height, width), device).clamp_min_(0).reshape(p, height * width)
+        lo, hi = (v.cpu().numpy()[:, None] for v in torch.aminmax(x, dim=1))
+        scale = np.divide(_LEVELS, hi, out=np.zeros_like(hi), where=hi > 0)  # hi -> 2**32 units
+        cumsum = x.mul_(torch.as_tensor(scale, device=device)).round_().to(torch.int64).cumsum_(dim=1)
+        del x
+        before = torch.where(start > 0, cumsum[:, (start - 1).clamp_min(0)], 0)
         sums.index_add_(1, mask_id, cumsum[:, end - 1] - before)
-    mean = (sums / area.clamp_min(1) - lo) / (hi - lo + EPS)  # the reference's per-class spatial min-max
+    area = area.cpu().numpy()
+    total = sums.cpu().numpy() / np.maximum(area, 1)
+    mean = np.divide(total, scale, out=np.zeros_like(total), where=scale > 0)
+    mean = (mean - lo) / (hi - lo + EPS)  # the reference's per-class spatial min-max
 
-    info = _decide(mean.cpu().numpy(), area.cpu().numpy(), levels, class_ids, gamma)
+    info = _decide(mean, area, levels, class_ids, gamma)
     seed = _paint(words, info, height, width, device)
     return seed, info
 

@@ -43,7 +43,7 @@ def test_shard_roundtrip_upsample_and_refuses_incomplete(tmp_path):
     with CamShardReader(final) as reader:
         rec = reader.read("a")
         assert reader.ids() == ["a"] and reader.settings == {"k": 1}
-        np.testing.assert_array_equal(rec.cam_caa, cam * 2)
+        np.testing.assert_allclose(rec.cam_caa, cam * 2, rtol=1e-3)  # the codec keeps ~3 digits
         up = rec.upsampled("cam_raw")
         assert up.shape == (1, 48, 64) and up.min() >= 0 and up.max() <= 11
         with pytest.raises(CamShardError, match="no image 'b'"):

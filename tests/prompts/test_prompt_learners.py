@@ -67,3 +67,25 @@ def test_save_load_roundtrip(clip_cam, tmp_path):
     (tmp_path / "bad.pth").write_bytes(b"junk")
     with pytest.raises(ValueError, match="bad.pth"):
         load_prompts(tmp_path / "bad.pth", clip_cam)
+
+
+@pytest.mark.parametrize("dataset", ["voc", "demo"])
+def test_each_learner_draws_its_own_initial_context(clip_cam, dataset):
+    """With one seed, class 0's seg context was the cls context times 0.0125 / 0.015; each now has its own."""
+    from pathlib import Path
+
+    from fmwsss.pipeline.config import Config
+    from fmwsss.pipeline.stage_settings import prompt_config
+
+    settings = Config.from_file(Path(__file__).resolve().parents[2] / "config.yaml").settings(dataset)
+    assert (settings["prompts_cls"]["seed"], settings["prompts_seg"]["seed"]) == (0, 1)  # the documented defaults
+    cls = PromptLearner(clip_cam, prompt_config(settings["prompts_cls"], tuple(FG), tuple(BG))).init_ctx
+    seg = PromptLearner(clip_cam, prompt_config(settings["prompts_seg"], tuple(FG), tuple(BG))).init_ctx
+    assert cls.shape == seg.shape[1:]
+    for k in range(seg.shape[0]):
+        a, b = cls.flatten().double(), seg[k].flatten().double()
+        ratio = (a @ b) / (a @ a)  # best multiple of the cls context
+        assert (b - ratio * a).norm() > 0.5 * b.norm()  # far from any multiple (independent draws: ~0.99)
+    a = PromptLearner(clip_cam, cls_prompt_config(FG, BG)).init_ctx.flatten()
+    b = PromptLearner(clip_cam, seg_prompt_config(FG, len(BG))).init_ctx[0].flatten()
+    assert abs(torch.nn.functional.cosine_similarity(a, b, dim=0)) < 0.2  # the helpers' defaults differ too
