@@ -63,3 +63,42 @@ def test_benchmark_smoke(script: Path, voc_sample):
     assert lines, f"{script.name} --smoke printed nothing"
     for row in EXPECTED_ROWS.get(script.name, []):
         assert any(re.search(row, line) for line in lines), f"{script.name}: no row /{row}/ in\n{result.stdout}"
+
+
+GPU_SUITE_ROWS = [
+    r"^sam stock fp32 +[\d.]+ images/s +[\d.]+ masks/image$",
+    r"^sam fast fp32 +[\d.]+ images/s +[\d.]+ masks/image +x[\d.]+ vs stock +peak ",
+    r"^sam fast bf16 autocast +[\d.]+ images/s +[\d.]+ masks/image +x[\d.]+ vs stock",
+    r"^gradcam batched +[\d.]+ images/s +x[\d.]+ vs one backward per class",
+    r"^deeplab train +[\d.]+ it/s",
+    r"^multi-gpu slots +\S",
+    r"^== done: 4/4 row groups ran without error$",
+]
+
+
+def run_gpu_suite(tmp_path: Path, smoke: bool) -> subprocess.CompletedProcess:
+    """The suite as the GPU machine runs it, with this interpreter; no wheel folder, nothing installed."""
+    env = {**os.environ, "PYTHON": sys.executable, "SMOKE": "1" if smoke else "0",
+           "GPU_WHEELS": str(tmp_path / "no-wheels"), "GPU_DEPS_DIR": str(tmp_path / "deps")}
+    return subprocess.run([str(REPO / "benchmarks" / "gpu_suite.sh")], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=600)
+
+
+@pytest.mark.slow
+def test_gpu_suite_smoke(tmp_path):
+    result = run_gpu_suite(tmp_path, smoke=True)
+    assert result.returncode == 0, f"gpu_suite.sh --smoke exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
+    lines = result.stdout.splitlines()
+    for row in GPU_SUITE_ROWS:
+        assert any(re.search(row, line) for line in lines), f"no row /{row}/ in\n{result.stdout}"
+
+
+def test_gpu_suite_without_cuda_says_not_run(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present: the full suite would run")
+    result = run_gpu_suite(tmp_path, smoke=False)
+    assert result.returncode == 0, result.stderr
+    rows = [line for line in result.stdout.splitlines() if "not run: no CUDA device" in line]
+    assert [r.split()[0] for r in rows] == ["sam", "gradcam", "deeplab", "multi-gpu"], result.stdout
