@@ -86,6 +86,12 @@ class LinearHead(torch.nn.Module):
         return torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [0.0, 0.0]])
 
 
+def load_rgb_png(path):
+    import cv2
+
+    return cv2.imread(str(path))[..., ::-1]
+
+
 def test_dump_stores_hand_computed_cams(tmp_path, monkeypatch):
     """Tags (1,): z = (f0, -, -, 0) with f = mean patch row = (0, 1), so p1 = sigmoid(0) = 1/2 over {fg1, bg}
     and dp1/dA_i = (1/6) p1 (1 - p1) (t1 - t_bg) = (1/24, 0) for every patch i: the CAM is A_i0 / 24.
@@ -118,12 +124,6 @@ def test_dump_stores_hand_computed_cams(tmp_path, monkeypatch):
     np.testing.assert_allclose(a.cam_caa, [[[0.30, 0.14, 0.14], [0.14, 0.14, 0.14]]], rtol=2e-3, atol=1e-7)
     expected_b = np.stack([patches @ w1, patches @ w2]).reshape(2, 2, 3)
     np.testing.assert_allclose(b.cam_raw, expected_b, rtol=2e-3, atol=1e-7)
-
-
-def load_rgb_png(path):
-    import cv2
-
-    return cv2.imread(str(path))[..., ::-1]
 
 
 def test_dump_resumes_after_kill(tiny_clip_path, clip_cam, voc_items, load_rgb, tmp_path, monkeypatch):
