@@ -74,5 +74,9 @@ gpu-wheels: $(BIN)/fmwsss  ## download the GPU suite's missing dependencies as w
 		--platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 --platform manylinux1_x86_64 \
 		-d $(GPU_WHEELS) $(GPU_WHEEL_PKGS) $(GPU_WHEEL_EXTRA)
 
-gpu-suite:  ## the one-shot GPU suite (<= 5 min on one GPU); SMOKE=1 for tiny sizes on any machine
-	benchmarks/gpu_suite.sh
+# The GPU machine's own python (the one holding its CUDA torch); SMOKE=1 runs the rows at tiny sizes anywhere.
+GPU_PYTHON ?= python3
+SMOKE ?= 0
+
+gpu-suite:  ## the one-shot GPU suite (<= 5 min on one GPU); SMOKE=1 GPU_PYTHON=.venv/bin/python for tiny sizes here
+	PYTHON=$(GPU_PYTHON) SMOKE=$(SMOKE) benchmarks/gpu_suite.sh
