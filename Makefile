@@ -10,7 +10,7 @@ COCO_SAMPLE_SOURCE ?= samples/coco_sample
 # Snakemake 9 needs Python 3.11 or newer; `make install` checks $(PYTHON) first.
 PYTHON_MIN := 3.11
 
-.PHONY: help install install-browser data data-coco demo demo-coco demo-pretrained test test-fast test-long test-slurm lint
+.PHONY: help install install-browser data data-coco demo demo-coco demo-pretrained test test-fast test-long test-slurm lint gpu-wheels gpu-suite
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -82,3 +82,25 @@ test-slurm: $(BIN)/fmwsss  ## the tiny workflow on a real one-node SLURM cluster
 
 lint: $(BIN)/fmwsss  ## snakemake --lint
 	$(BIN)/snakemake --lint
+
+# The GPU suite's wheels (benchmarks/gpu_suite.sh): only what a CUDA PyTorch machine lacks. The default set is
+# what the project's H200 image lacks (it has numpy, h5py, opencv, pillow, pyyaml, regex, timm, torchvision):
+# 4 pure-Python or abi3 wheels, ~2.4 MB. Add others for a barer machine, e.g.
+#   make gpu-wheels GPU_WHEEL_EXTRA="numpy==2.4.6 h5py==3.16.0 opencv-python-headless==5.0.0.93"
+GPU_WHEELS ?= benchmarks/wheels
+GPU_PYTHON_VERSION ?= 3.12
+GPU_WHEEL_PKGS ?= segment-anything==1.0 open_clip_torch==3.3.0 ftfy==6.3.1 wcwidth==0.9.4
+GPU_WHEEL_EXTRA ?=
+
+gpu-wheels: $(BIN)/fmwsss  ## download the GPU suite's missing dependencies as wheels into benchmarks/wheels/ (git-ignored)
+	$(BIN)/python -m pip download --no-deps --only-binary=:all: --python-version $(GPU_PYTHON_VERSION) \
+		--implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 \
+		--platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 --platform manylinux1_x86_64 \
+		-d $(GPU_WHEELS) $(GPU_WHEEL_PKGS) $(GPU_WHEEL_EXTRA)
+
+# The GPU machine's own python (the one holding its CUDA torch); SMOKE=1 runs the rows at tiny sizes anywhere.
+GPU_PYTHON ?= python3
+SMOKE ?= 0
+
+gpu-suite:  ## the one-shot GPU suite (<= 5 min on one GPU); SMOKE=1 GPU_PYTHON=.venv/bin/python for tiny sizes here
+	PYTHON=$(GPU_PYTHON) SMOKE=$(SMOKE) benchmarks/gpu_suite.sh

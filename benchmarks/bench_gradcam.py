@@ -1,6 +1,6 @@
 """Batched Softmax-Grad-CAM (one vectorised VJP) vs one backward per positive class, and CAM bytes per image.
 
-    .venv/bin/python benchmarks/bench_gradcam.py [--model tiny|vit-b-16] [--batch 4] [--positives 3]
+    .venv/bin/python benchmarks/bench_gradcam.py [--model tiny|vit-b-16] [--batch 4] [--positives 3] [--smoke]
 
 ``vit-b-16`` builds open_clip's ViT-B-16-quickgelu with random weights (no download): the real shapes and
 cost. Prints both timings and their ratio, measured in the same run, then the bytes one image's CAMs take
@@ -62,8 +62,8 @@ def shard_bytes_per_image(n_images: int, positives: int, grid=(24, 32)) -> float
         writer = CamShardWriter(Path(tmp) / "p.h5", Path(tmp) / "f.h5", {})
         for i in range(n_images):
             cam = rng.standard_normal((positives, *grid)).astype(np.float32)
-            writer.write(f"{i:06d}", cam, cam, np.arange(1, positives + 1), 375, 500, 16)
-        return writer.finish().stat().st_size / n_images
+            writer.write_cams(f"{i:06d}", cam, cam, np.arange(1, positives + 1), 375, 500, 16)
+        return writer.finish([f"{i:06d}" for i in range(n_images)]).stat().st_size / n_images
 
 
 def main() -> None:
@@ -73,7 +73,12 @@ def main() -> None:
     ap.add_argument("--positives", type=int, default=3, help="positive classes per image")
     ap.add_argument("--size", type=int, default=224)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--shard-images", type=int, default=200, help="images written to measure shard bytes")
+    ap.add_argument("--smoke", action="store_true",
+                    help="tiny sizes (tiny model, 2 images of 64 x 64, 1 repeat): seconds, for the test suite")
     args = ap.parse_args()
+    if args.smoke:
+        args.model, args.batch, args.positives, args.size, args.repeats, args.shard_images = "tiny", 2, 2, 64, 1, 4
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as tmp:
         clip_cam = build(args.model, Path(tmp))
@@ -93,7 +98,7 @@ def main() -> None:
     print(f"per-class backward: {t_loop * 1e3:.1f} ms   batched VJP: {t_batch * 1e3:.1f} ms   "
           f"speed-up x{t_loop / t_batch:.2f}")
     hw = 24 * 32
-    ours = shard_bytes_per_image(200, 2)
+    ours = shard_bytes_per_image(args.shard_images, 2)
     reference = hw * hw * 2 + 2 * hw * 4  # fp16 HW x HW attention + float32 CAMs (npz headers ignored)
     print(f"CAM bytes/image (32x24 grid, 2 classes): shard {ours / 1e3:.1f} kB vs reference npz "
           f"{reference / 1e6:.2f} MB  -> x{reference / ours:.0f} smaller")

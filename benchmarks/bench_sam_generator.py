@@ -13,7 +13,9 @@ shard bytes per image of the fast output. ``--model tiny`` is the test SAM (CPU-
 few large masks, not a realistic mask count), which needs a GPU to finish in reasonable time.
 
     .venv/bin/python benchmarks/bench_sam_generator.py [--model tiny] [--images 6] [--points 32]
-        [--crop-layers 1] [--device auto] [--memory-gb 20] [--autocast none]
+        [--crop-layers 1] [--device auto] [--memory-gb 20] [--autocast none] [--smoke]
+
+``--smoke`` (seconds, run by the test suite): the tiny SAM, 1 image shrunk to 128 px, 4 x 4 points, no crop layer.
 """
 from __future__ import annotations
 
@@ -58,6 +60,14 @@ def stock_as_image_masks(records: list[dict], height: int, width: int) -> ImageM
     )
 
 
+def _shrunk(image: Image.Image, side: int | None) -> Image.Image:
+    """``image`` with its long side at most ``side`` pixels (None: unchanged)."""
+    if side is None or max(image.size) <= side:
+        return image
+    scale = side / max(image.size)
+    return image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))), Image.BILINEAR)
+
+
 def timed(label: str, run, images: list[np.ndarray]) -> tuple[list, float]:
     run(images[0])  # warm-up: allocator, kernels, thread pools
     if torch.cuda.is_available():
@@ -100,7 +110,10 @@ def main() -> None:
     parser.add_argument("--memory-gb", type=float, default=20.0, help="runtime.sam_memory_gb for the fast plan")
     parser.add_argument("--autocast", default="none", choices=["none", "bf16", "fp16"])
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--smoke", action="store_true", help="tiny SAM, 1 image, 4x4 points, no crops: seconds")
     args = parser.parse_args()
+    if args.smoke:
+        args.model, args.images, args.points, args.crop_layers = "tiny", 1, 4, 0
     if args.threads:
         torch.set_num_threads(args.threads)
 
@@ -108,7 +121,7 @@ def main() -> None:
     paths = sorted((args.data / "JPEGImages").glob("*.jpg"))[: args.images]
     if not paths:
         raise SystemExit(f"no images under {args.data / 'JPEGImages'}")
-    images = [np.asarray(Image.open(p).convert("RGB")) for p in paths]
+    images = [np.asarray(_shrunk(Image.open(p).convert("RGB"), 128 if args.smoke else None)) for p in paths]
     method = dict(Config.from_file(ROOT / "config.yaml").settings("voc")["sam"])
     method.update(points_per_side=args.points, crop_n_layers=args.crop_layers, autocast=args.autocast)
     stock_settings = {**method, "level_iou_offsets": [0, 0, 0], "level_nms_offsets": [0, 0, 0],

@@ -16,14 +16,19 @@ Two input sets, each timed per image (best of ``--repeat``) with identical seeds
 It also prints the store's size per image (seed PNGs, SAM mask shards, CAM shards). Runs on one CPU thread
 (fair on a shared machine) unless ``--device cuda``.
 
+``--smoke`` (seconds, run by the test suite): the first 2 images, 20 masks each, one repeat; the "real" set
+is then a throw-away store of those synthetic inputs written with the shard writers, so the benchmark's
+reading path is exercised without a demo run.
+
     .venv/bin/python benchmarks/bench_sams.py [--data samples/voc_sample] [--store results/demo/store]
-                                              [--device cpu] [--repeat 3]
+                                              [--device cpu] [--repeat 3] [--smoke]
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import tempfile
 import time
 from pathlib import Path
 
@@ -33,8 +38,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from fmwsss.cams.shards import CamShardReader
-from fmwsss.sam.shards import SamShardReader
+from fmwsss.cams.shards import CamShardReader, CamShardWriter
+from fmwsss.sam.shards import SamShardReader, SamShardWriter
+from fmwsss.sam.types import ImageMasks
 from fmwsss.seeding import sams_seed
 
 EPS = 1e-7
@@ -103,16 +109,58 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeat", type=int, default=3, help="best of this many runs per image and method")
     parser.add_argument("--gamma", type=float, default=0.7, help="for the synthetic set (real: the run's gamma)")
+    parser.add_argument("--images", type=int, default=None, help="synthetic set: the first N images (default all)")
+    parser.add_argument("--masks", type=int, default=60, help="synthetic set: masks per image")
+    parser.add_argument("--smoke", action="store_true",
+                        help="2 images, 20 masks, 1 repeat, a throw-away store instead of --store: seconds")
     args = parser.parse_args()
     if args.device == "cpu":
         torch.set_num_threads(1)
+    if args.smoke:
+        args.images, args.masks, args.repeat = 2, 20, 1
+        with tempfile.TemporaryDirectory() as tmp:
+            cases = list(_synthetic_cases(args.data, args.gamma, args.images, args.masks))
+            args.store = _smoke_store(Path(tmp), args.data, cases)
+            _run(args, "smoke store: the synthetic inputs read back from the shards")
+        return
+    _run(args, "real tiny-SAM masks + fine CAMs")
+
+
+def _run(args, real_title: str) -> None:
     fine = _finished_variant(args.store / "seeds_fine")
     if fine is None:
         print(f"no finished demo run under {args.store}: real-input benchmark and storage figures skipped")
     else:
         _storage(args.store, fine)
-        _bench("real tiny-SAM masks + fine CAMs", _real_cases(args.store, fine), args)
-    _bench("synthetic masks + CAMs", _synthetic_cases(args.data, args.gamma), args)
+        _bench(real_title, _real_cases(args.store, fine), args)
+    _bench("synthetic masks + CAMs", _synthetic_cases(args.data, args.gamma, args.images, args.masks), args)
+
+
+def _smoke_store(root: Path, data: Path, cases: list) -> Path:
+    """A one-shard store laid out as a finished run (sam_masks, cams_fine_dump, seeds_fine) from ``cases``."""
+    store = root / "store"
+    sam_path, cam_path = store / "sam_masks" / "s" / "shard-000.h5", store / "cams_fine_dump" / "c" / "shard-000.h5"
+    ids, gamma = [c[0] for c in cases], cases[0][5]
+    cams = CamShardWriter(cam_path.with_suffix(".partial.h5"), cam_path, {})
+    with SamShardWriter(sam_path, {}) as sam:
+        for image_id, packed, levels, cam, classes, _, _ in cases:
+            height, width = _size_of(image_id, data)
+            masks = np.unpackbits(packed, axis=1, count=height * width).reshape(-1, height, width).view(bool)
+            n = len(masks)
+            sam.write(image_id, ImageMasks(masks, levels, np.ones(n), np.ones(n), np.zeros((n, 4)), masks.sum((1, 2))))
+            cams.write_cams(image_id, cam, cam, classes, height, width, 16)
+        sam.mark_complete(ids)
+    cams.finish(ids)
+    fine = store / "seeds_fine" / "f"
+    fine.mkdir(parents=True)
+    with SamShardReader(sam_path) as sam, CamShardReader(cam_path) as reader:
+        for image_id in ids:
+            masks, cam = sam.read(image_id), reader.read(image_id)
+            seed, _ = sams_seed(masks.masks, masks.level, cam.cam_caa, cam.classes, (cam.height, cam.width), gamma)
+            Image.fromarray(seed).save(fine / f"{image_id}.png")
+    spec = {"upstream": {"sam_masks": "s", "cams_fine_dump": "c"}, "settings": {"seeds_fine": {"gamma": gamma}}}
+    (fine / "spec.json").write_text(json.dumps(spec))
+    return store
 
 
 def _finished_variant(stage_dir: Path) -> Path | None:
@@ -132,7 +180,7 @@ def _storage(store: Path, fine: Path) -> None:
         "cams_fine_dump shards": sorted((store / "cams_fine_dump" / upstream["cams_fine_dump"]).glob("shard-*.h5")),
     }
     n_images = len(groups["seeds_fine PNGs"])
-    print(f"storage on the demo set ({n_images} images, {store}):")
+    print(f"storage ({n_images} images, {store}):")
     for name, files in groups.items():
         total = sum(f.stat().st_size for f in files)
         print(f"  {name:<22} {len(files):>3} files {total / 1024:>8.1f} KiB  {total / max(n_images, 1):>9.0f} B/image")
@@ -152,13 +200,13 @@ def _real_cases(store: Path, fine: Path):
                 yield image_id, masks.masks, masks.level, cam.cam_caa, cam.classes, gamma, stored
 
 
-def _synthetic_cases(data: Path, gamma: float):
+def _synthetic_cases(data: Path, gamma: float, n_images: int | None = None, n_masks: int = 60):
     """Synthetic masks (bit-packed, as on disk) and smooth random CAMs on the real images' sizes and tags."""
     tags = json.loads((data / "labels.json").read_text())
     rng = np.random.default_rng(0)
-    for image_id, classes in sorted(tags.items()):
+    for image_id, classes in sorted(tags.items())[:n_images]:
         gt = np.array(Image.open(data / "SegmentationClass" / f"{image_id}.png"))
-        masks, levels = synth_masks(gt, rng)
+        masks, levels = synth_masks(gt, rng, n_masks)
         cams = synth_cams(len(classes), *gt.shape, rng)
         yield image_id, np.packbits(masks.reshape(len(masks), -1), axis=1), levels, cams, np.array(classes), gamma, None
 

@@ -16,8 +16,8 @@ ids, and the 80 categories. The JSON is streamed from pre-serialised fragments (
 Image bytes are never copied, so the trees cost ~110k symlinks plus the JSON. Planning reads file lists,
 masks and the JSON, never image pixels, so the symlinks give real planning cost. ``DEST/config-snippet.yaml``
 holds the ``datasets`` entries to merge into a copy of config.yaml. ``--smoke`` builds trees of under 100
-ids each (a second). The sample folder defaults to ``$FMWSSS_SHARED_DATA`` or ``../shared/data`` next to
-the repository, as the test fixtures do.
+ids each (a second). The sample folder defaults to ``$FMWSSS_SHARED_DATA`` or the repository's ``samples/``,
+as the test fixtures do.
 """
 from __future__ import annotations
 
@@ -49,9 +49,9 @@ class Sizes:
 
 
 def default_samples() -> Path:
-    """The shared sample data, located as tests/conftest.py does."""
+    """The real samples, located as the tests do: ``$FMWSSS_SHARED_DATA`` or the repository's ``samples/``."""
     env = os.environ.get("FMWSSS_SHARED_DATA")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "data"
+    return Path(env) if env else Path(__file__).resolve().parents[1] / "samples"
 
 
 def voc_ids(n: int) -> list[str]:
@@ -182,7 +182,7 @@ def main(argv: list[str] | None = None) -> None:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("dest", type=Path, help="folder to create voc/, coco/ and config-snippet.yaml in")
     ap.add_argument("--samples", type=Path, default=None,
-                    help="folder holding voc_sample/ and coco_sample/ (default: $FMWSSS_SHARED_DATA or ../shared/data)")
+                    help="folder holding voc_sample/ and coco_sample/ (default: $FMWSSS_SHARED_DATA or the repository's samples/)")
     ap.add_argument("--smoke", action="store_true", help="tiny trees (under 100 ids each) for tests")
     ap.add_argument("--force", action="store_true", help="replace existing trees")
     for key, value in FULL.items():

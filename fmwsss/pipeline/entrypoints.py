@@ -11,9 +11,12 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from fmwsss.pipeline.store import clean_stale_temps, make_alias, write_spec
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 @contextlib.contextmanager
@@ -222,6 +225,18 @@ def cams_dump(smk: Any, stage: str) -> None:
         )
 
 
+def tagged_maps(maps: "np.ndarray", classes: "np.ndarray", tags: Sequence[int]) -> tuple["np.ndarray", "np.ndarray"]:
+    """The rows of ``maps`` (P, h, w) whose class is among the image's ``tags``, and those classes.
+
+    The seeds may paint only tagged classes: a CAM shard holding another class's map (written by other code,
+    or for other tags) must not put that class into the pseudo labels.
+    """
+    import numpy as np
+
+    keep = np.isin(classes, np.asarray(tags, dtype=np.int64))
+    return maps[keep], classes[keep]
+
+
 def seeds_shard(smk: Any, stage: str) -> None:
     """One shard of seeds: SAMS (or the argmax baseline) on the SAM masks and the refined CAMs."""
     from fmwsss.cams.shards import CamShardReader
@@ -248,10 +263,11 @@ def seeds_shard(smk: Any, stage: str) -> None:
                 tic = time.perf_counter()
                 cam = cams.read(image_id)
                 size = (cam.height, cam.width)
+                maps, classes = tagged_maps(cam.cam_caa, cam.classes, ds.dataset.tags(image_id))
                 masks = sam.read(image_id) if section["method"] == "sams" else None
-                labels = seed_image(section, cam.cam_caa, cam.classes, size, masks, device=device)
+                labels = seed_image(section, maps, classes, size, masks, device=device)
                 writer.write(image_id, {"labels": labels}, {}, compression="gzip")
-                log(f"{stage}: image {n}/{len(ids)} {image_id} -> classes {sorted(set(labels.flat) - {0})} "
+                log(f"{stage}: image {n}/{len(ids)} {image_id} -> classes {sorted(set(labels.ravel().tolist()) - {0})} "
                     f"({time.perf_counter() - tic:.2f} s)")
                 maybe_stall(stage, len(writer.done))
             writer.finish(ids)

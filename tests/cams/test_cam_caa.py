@@ -39,14 +39,47 @@ def test_box_mask_strict_threshold_all_contours_and_clipped_end():
     assert not box_mask(np.zeros((3, 3)), 0.4).any()
 
 
-def test_refine_masks_source_cells_after_power():
-    cam = torch.tensor([[[4.0, -2.0], [0.0, 1.0]]])  # 2x2 grid, HW = 4
-    attn = torch.rand(4, 4, generator=torch.Generator().manual_seed(0)) + 0.1
-    t2 = affinity(attn, 1, 2)
-    for propagate, thresh in (("score", 0.1), ("cam", 0.1)):
-        out = refine(cam, attn, CaaSettings(1, 2, thresh, propagate))
-        src = cam_score(cam) if propagate == "score" else cam
-        m = torch.from_numpy(box_mask(cam_score(cam)[0].numpy(), thresh)).reshape(4).float()
-        assert m.tolist() == [1.0, 0.0, 0.0, 0.0]  # box ends clipped to 1: only cell (0,0)
-        torch.testing.assert_close(out.reshape(4), t2 @ (m * src.reshape(4)))
-    assert refine(torch.zeros(0, 2, 2), attn, CaaSettings()).shape == (0, 2, 2)
+#: 9 x 9 attention of a 3 x 3 grid, 3 x (0.55 I + 0.05 J): Sinkhorn's column step divides by 3, its row step
+#: by 1, and the result is symmetric, so T = 0.55 I + 0.05 J and T^2 = 0.3025 I + (2 x 0.55 x 0.05 + 9 x
+#: 0.05^2) J = 0.3025 I + 0.0775 J: 0.38 on the diagonal, 0.0775 elsewhere.
+ATTN = 3 * (0.55 * torch.eye(9) + 0.05 * torch.ones(9, 9))
+T2_DIAG, T2_OFF = 0.38, 0.0775
+#: Class A peaks at (0, 0) = 4 and (0, 1) = 2: scores 1 and 0.5 (uint8 254 and 127, the 1e-7 of the min-max
+#: truncates 255 to 254). Class B's only positive cell is the bottom-right corner, which the clipped box end
+#: never covers: B's mask is empty, whatever the threshold.
+CAM = torch.tensor([[[4.0, 2.0, -1.0], [0.0, 1.0, -1.0], [-1.0, -1.0, -1.0]],
+                    [[-1.0, -1.0, -1.0], [-1.0, -1.0, -1.0], [-1.0, -1.0, 3.0]]])
+
+
+def test_affinity_of_a_doubly_stochastic_attention():
+    t2 = affinity(ATTN, 1, 2)
+    torch.testing.assert_close(t2, T2_OFF * torch.ones(9, 9) + (T2_DIAG - T2_OFF) * torch.eye(9))
+
+
+def expected_refined(sources: dict[int, float]) -> torch.Tensor:
+    """x'(i) = sum_j T^2(i, j) x(j) over the masked source cells j (flat index -> value), on the 3 x 3 grid."""
+    out = torch.zeros(9)
+    for j, value in sources.items():
+        out += value * T2_OFF
+        out[j] += value * (T2_DIAG - T2_OFF)
+    return out.reshape(3, 3)
+
+
+def test_refine_coarse_propagates_scores_of_cells_in_the_boxes():
+    # threshold int(0.4 x 254) = 101: cells (0, 0) and (0, 1) are above; their box is row 0, columns 0-1
+    out = refine(CAM, ATTN, CaaSettings(1, 2, 0.4, "score"))
+    torch.testing.assert_close(out[0], expected_refined({0: 1.0, 1: 0.5}), atol=1e-6, rtol=0)
+    torch.testing.assert_close(out[1], torch.zeros(3, 3))
+
+
+def test_refine_fine_propagates_raw_cams_with_a_stricter_box():
+    # threshold int(0.5 x 254) = 127, strict: only (0, 0) stays in; the raw CAM value 4 propagates
+    out = refine(CAM, ATTN, CaaSettings(1, 2, 0.5, "cam"))
+    torch.testing.assert_close(out[0], expected_refined({0: 4.0}), atol=1e-6, rtol=0)
+    torch.testing.assert_close(out[1], torch.zeros(3, 3))
+    out = refine(CAM, ATTN, CaaSettings(1, 2, 0.4, "cam"))
+    torch.testing.assert_close(out[0], expected_refined({0: 4.0, 1: 2.0}), atol=1e-6, rtol=0)
+
+
+def test_refine_of_no_class():
+    assert refine(torch.zeros(0, 3, 3), ATTN, CaaSettings()).shape == (0, 3, 3)

@@ -1,5 +1,8 @@
-"""CAM shards and the dump stage on real VOC images with the tiny CLIP."""
+"""CAM shards and the dump stage: hand-computed CAMs through a linear stand-in for CLIP, and resumption on
+real VOC images with the tiny CLIP."""
 from __future__ import annotations
+
+from types import SimpleNamespace
 
 import h5py
 import numpy as np
@@ -7,15 +10,12 @@ import pytest
 import torch
 
 import fmwsss.cams.dump as dump_mod
-from fmwsss.cams.caa import COARSE, FINE, refine
-from fmwsss.cams.clip_wrapper import preprocess_native
+from fmwsss.cams.caa import COARSE, FINE
 from fmwsss.cams.dump import ZeroShot, dump_cams
-from fmwsss.cams.gradcam import softmax_gradcam
 from fmwsss.cams.shards import CamShardError, CamShardReader, CamShardWriter
-from fmwsss.prompts.learners import PromptLearner, ZeroShotPrompts, save_prompts, seg_prompt_config
+from fmwsss.prompts.learners import PromptLearner, save_prompts, seg_prompt_config
 
 FG = [f"class{i}" for i in range(1, 21)]
-BG = ["ground", "sky", "tree"]
 
 
 class Stop(Exception):
@@ -50,31 +50,80 @@ def test_shard_roundtrip_upsample_and_refuses_incomplete(tmp_path):
             reader.read("b")
 
 
-def test_dump_matches_direct_computation_and_stores_no_attention(tiny_clip_path, clip_cam, voc_items, load_rgb,
-                                                                 tmp_path):
-    items = voc_items[:3]
-    final = _run(items, tiny_clip_path, ZeroShot(tuple(FG), tuple(BG)), tmp_path, load_rgb)
-    text = ZeroShotPrompts(clip_cam, FG, BG).text_features(clip_cam)
-    with h5py.File(final, "r") as f:
-        for _, ds in f.items():
-            for name in ds:
-                assert ds[name].ndim <= 3 and max(ds[name].shape, default=0) < 100, name  # no HW x HW on disk
+class LinearClip:
+    """A stand-in for ``ClipCam`` whose Grad-CAM can be worked out by hand.
+
+    The activation A (1, 1 + 6, 2) is fixed (CLS row, then a 2 x 3 patch grid); the image feature is the mean
+    of the patch rows and the logits are ``feat @ text.T``. Image-independent, so the dump's wiring (tags ->
+    positives, Grad-CAM, CAA, shard) is what is checked.
+    """
+
+    patch_size = 16
+    #: patch rows of A: first channel sums to 0 (so the feature's first channel is 0), second is constant
+    PATCHES = torch.tensor([[3.0, 1.0], [-1.0, 1.0], [0.0, 1.0], [1.0, 1.0], [-2.0, 1.0], [-1.0, 1.0]])
+    #: 6 x 6 attention 2 x (0.4 I + 0.1 J): after one Sinkhorn step and symmetrising, T = 0.4 I + 0.1 J, and
+    #: T^2 = 0.16 I + (0.08 + 0.06) J: 0.30 on the diagonal, 0.14 elsewhere
+    ATTN = 2 * (0.4 * torch.eye(6) + 0.1 * torch.ones(6, 6))
+
+    def __init__(self, clip, n_attn_layers=8):
+        pass
+
+    def encode_image(self, x, need_attn=False):
+        assert x.shape[-2:] == (32, 48), "the 30 x 40 test image rounds up to 32 x 48"
+        act = torch.cat([torch.zeros(1, 2), self.PATCHES])[None].clone().requires_grad_()
+        return SimpleNamespace(act=act, feat=act[:, 1:].mean(dim=1), grid=(2, 3), attn=self.ATTN[None])
+
+    def logits(self, feat, text):
+        return feat @ text.t()
+
+
+class LinearHead(torch.nn.Module):
+    """Text features of 3 fg classes and 1 bg class: fg1 = (1, 0), fg2 = (0, 1), fg3 = (1, 1), bg = (0, 0)."""
+
+    n_fg = 3
+
+    def text_features(self, clip_cam):
+        return torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [0.0, 0.0]])
+
+
+def load_rgb_png(path):
+    import cv2
+
+    return cv2.imread(str(path))[..., ::-1]
+
+
+def test_dump_stores_hand_computed_cams(tmp_path, monkeypatch):
+    """Tags (1,): z = (f0, -, -, 0) with f = mean patch row = (0, 1), so p1 = sigmoid(0) = 1/2 over {fg1, bg}
+    and dp1/dA_i = (1/6) p1 (1 - p1) (t1 - t_bg) = (1/24, 0) for every patch i: the CAM is A_i0 / 24.
+    Tags (1, 2): z = (0, 1, -, 0) over {fg1, fg2, bg}, p = (1, e, 1) / (2 + e); dp_c/df = p_c (t_c - sum_k p_k
+    t_k) with sum_k p_k t_k = (p1, p2), and the CAM_c(i) = A_i . (dp_c/df) / 6.
+    CAA (coarse): only cell (0, 0) of the fg1 score passes the 0.4 box (0.33 x 254 = 84 < 101), so its refined
+    map is T^2(i, 0) x score(0, 0) = 0.30 at (0, 0) and 0.14 elsewhere (score(0, 0) = 1 up to 1e-7).
+    """
+    import cv2
+
+    monkeypatch.setattr(dump_mod, "ClipCam", LinearClip)
+    monkeypatch.setattr(dump_mod, "build_text_head", lambda clip_cam, prompts: LinearHead())
+    monkeypatch.setattr("fmwsss.models.clip.load_clip", lambda path, device: None)
+    image = tmp_path / "img.png"
+    cv2.imwrite(str(image), np.zeros((30, 40, 3), np.uint8))
+    items = [("a", image, [1]), ("b", image, [2, 1])]
+    final = dump_cams(items, "unused.pt", ZeroShot(("x",), ("y",)), COARSE, tmp_path / "s.partial.h5",
+                      tmp_path / "s.h5", log=lambda m: None, load_image=load_rgb_png)
+    a0 = LinearClip.PATCHES[:, 0].numpy().reshape(2, 3)
+    e = np.e
+    p1, p2 = 1 / (2 + e), e / (2 + e)
+    w1 = p1 * (np.array([1.0, 0.0]) - np.array([p1, p2])) / 6
+    w2 = p2 * (np.array([0.0, 1.0]) - np.array([p1, p2])) / 6
+    patches = LinearClip.PATCHES.numpy()
     with CamShardReader(final) as reader:
-        assert reader.ids() == sorted(i for i, _, _ in items)
-        image_id, path, tags = items[0]
-        rec = reader.read(image_id)
-        rgb = load_rgb(path)
-        x = preprocess_native(rgb)[None]
-        out = clip_cam.encode_image(x, need_attn=True)
-        present = torch.zeros(1, 20, dtype=torch.bool)
-        present[0, [t - 1 for t in tags]] = True
-        cams = softmax_gradcam(out.act, clip_cam.logits(out.feat, text), present, out.grid).cams.detach()
-        assert rec.classes.tolist() == sorted(tags) and (rec.height, rec.width, rec.stride) == (*rgb.shape[:2], 16)
-        assert rec.cam_raw.shape == (len(tags), x.shape[2] // 16, x.shape[3] // 16)
-        np.testing.assert_allclose(rec.cam_raw, cams.numpy(), rtol=2e-3, atol=1e-3 * float(cams.abs().max()))
-        caa = refine(cams, out.attn[0], COARSE).numpy()
-        np.testing.assert_allclose(rec.cam_caa, caa, rtol=2e-3, atol=1e-3 * float(np.abs(caa).max()))
-        assert rec.upsampled().shape == (len(tags), *rgb.shape[:2])
+        a, b = reader.read("a"), reader.read("b")
+    assert a.classes.tolist() == [1] and b.classes.tolist() == [1, 2]
+    assert (a.height, a.width, a.stride) == (30, 40, 16)
+    np.testing.assert_allclose(a.cam_raw, (a0 / 24)[None], rtol=2e-3, atol=1e-7)
+    np.testing.assert_allclose(a.cam_caa, [[[0.30, 0.14, 0.14], [0.14, 0.14, 0.14]]], rtol=2e-3, atol=1e-7)
+    expected_b = np.stack([patches @ w1, patches @ w2]).reshape(2, 2, 3)
+    np.testing.assert_allclose(b.cam_raw, expected_b, rtol=2e-3, atol=1e-7)
 
 
 def test_dump_resumes_after_kill(tiny_clip_path, clip_cam, voc_items, load_rgb, tmp_path, monkeypatch):
@@ -95,6 +144,10 @@ def test_dump_resumes_after_kill(tiny_clip_path, clip_cam, voc_items, load_rgb, 
     monkeypatch.setattr(dump_mod, "maybe_stall", lambda stage, done: seen.append(done))
     resumed = _run(items, tiny_clip_path, prompts, tmp_path / "cut", load_rgb, FINE, "cams_fine_dump")
     assert seen == [3]  # only the third image was computed
+    with h5py.File(resumed, "r") as f:
+        for _, group in f.items():
+            for name in group:
+                assert group[name].ndim <= 3 and max(group[name].shape, default=0) < 100, name  # no HW x HW on disk
     with CamShardReader(full) as a, CamShardReader(resumed) as b:
         assert a.ids() == b.ids()
         for i in a.ids():

@@ -1,4 +1,9 @@
-"""SAMS oracle tests on the 24 real VOC demo images: masks and CAMs built from the ground truth.
+"""SAMS oracle tests on real VOC images: masks and CAMs built from the ground truth.
+
+They read ``$FMWSSS_SHARED_DATA/voc_sample`` (``JPEGImages/``, ``SegmentationClass/``, ``labels.json``; default
+the 24-image demo sample) and hold for any VOC sample in that layout: no image ids, and the bounds are the
+method's (mIoU >= 0.99 when masks and CAMs are exact or over-segmented, >= 0.95 when the CAMs are blurred or
+at patch resolution), not values measured on one sample.
 
 Setup shared by all cases:
 - Masks are the GT's connected regions: for every label value except 255 (background 0 included), the
@@ -7,17 +12,20 @@ Setup shared by all cases:
 - CAMs are given at FULL image resolution (P, H, W), so SAMS's bilinear resize is the identity (one case uses
   the patch grid instead, to exercise the resize); one map per
   tagged class of ``labels.json`` (which equals the GT's classes on this sample: checked below).
-- gamma = 0.7 (the fine-seed value). Scores: one confusion matrix over all 24 images, mIoU over 21 classes.
+- gamma = 0.7 (the fine-seed value). Scores: one confusion matrix over all images, mIoU over 21 classes.
 """
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from types import SimpleNamespace
 
 import cv2
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+import yaml
 from PIL import Image
 
 from fmwsss.eval import Accumulator
@@ -26,11 +34,9 @@ from tests.samples import sample_dir
 
 GAMMA = 0.7
 BLUR_SIGMA = 8.0
-#: Case (b) target, and the regression bound just under the mIoU measured when written (0.9902; seeds are
-#: deterministic, so a drop below it means SAMS changed).
-BLURRED_MIOU_TARGET, BLURRED_MIOU_MEASURED_BOUND = 0.95, 0.988
-#: Patch-resolution one-hot CAMs (area-averaged to ceil(H/16) x ceil(W/16)): measured 0.9870.
-PATCH_MIOU_MEASURED_BOUND = 0.985
+#: The method's bounds: exact (or over-segmented) GT masks with exact CAMs; blurred or patch-resolution CAMs,
+#: which may lose only regions thinner than the blur or a patch (on the 24 demo images: 0.990 and 0.987).
+EXACT_MIOU, APPROXIMATE_MIOU = 0.99, 0.95
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +54,7 @@ def voc() -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 @pytest.fixture(scope="module")
 def voc8(voc) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Every third image (8 of 24, with 1 to 3 classes each): for the costlier mask sets."""
+    """Every third image (8 of the 24 demo images): for the costlier mask sets."""
     return dict(list(voc.items())[::3])
 
 
@@ -110,7 +116,7 @@ def test_gt_regions_and_one_hot_cams_give_the_gt(voc):
         np.testing.assert_array_equal(seed[valid], gt[valid], err_msg=image_id)
         assert not seed[~valid].any(), f"{image_id}: void pixels are in no mask, so must stay background"
         seeds[image_id] = seed
-    assert score(seeds, voc) >= 0.99
+    assert score(seeds, voc) >= EXACT_MIOU
 
 
 def test_patch_resolution_one_hot_cams(voc):
@@ -123,7 +129,7 @@ def test_patch_resolution_one_hot_cams(voc):
         cams = F.adaptive_avg_pool2d(torch.from_numpy(one_hot(gt, classes))[None], patch)[0].numpy()
         seeds[image_id], _ = sams_seed(masks, np.full(len(masks), 2), cams, classes, gt.shape, GAMMA)
     miou = score(seeds, voc)
-    assert miou >= PATCH_MIOU_MEASURED_BOUND, f"regression: mIoU {miou:.4f} < measured 0.9870"
+    assert miou >= APPROXIMATE_MIOU, f"mIoU {miou:.4f}"
 
 
 def test_blurred_rescaled_cams(voc):
@@ -144,8 +150,7 @@ def test_blurred_rescaled_cams(voc):
         np.testing.assert_array_equal(scaled, seed, err_msg=f"{image_id}: per-class scale changed the seed")
         seeds[image_id] = scaled
     miou = score(seeds, voc)
-    assert miou >= BLURRED_MIOU_TARGET
-    assert miou >= BLURRED_MIOU_MEASURED_BOUND, f"regression: mIoU {miou:.4f} < measured 0.9902"
+    assert miou >= APPROXIMATE_MIOU, f"mIoU {miou:.4f}"
 
 
 def test_over_segmented_gt_gives_the_gt(voc8):
@@ -160,7 +165,7 @@ def test_over_segmented_gt_gives_the_gt(voc8):
         valid = gt != 255
         np.testing.assert_array_equal(seed[valid], gt[valid], err_msg=image_id)
         seeds[image_id] = seed
-    assert score(seeds, voc8) >= 0.99
+    assert score(seeds, voc8) >= EXACT_MIOU
 
 
 def noisy_masks(gt: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -189,26 +194,73 @@ def test_only_tagged_classes_are_painted(voc8):
         assert np.isin(info.label, allowed).all(), f"{image_id}: labelled {np.setdiff1d(info.label, allowed)}"
 
 
-def test_strong_untagged_cam_cannot_appear_once_filtered_by_tags(voc8):
-    """(d) a strong CAM (x100) of an untagged class on the GT background: the caller drops it by the tags.
+def _custom_dataset(root: Path, voc_folder: Path, voc) -> Path:
+    """A ``custom`` dataset of the sample's images (symlinked) with their labels.json tags as VOC names."""
+    from fmwsss.data.classes import VOC_CLASS_NAMES
 
-    Unfiltered it does take over (so the check below is not vacuous); filtered, the seed equals the seed of
-    the tagged CAMs alone and never contains the untagged id.
-    """
+    (root / "images").mkdir(parents=True)
+    for image_id in voc:
+        (root / "images" / f"{image_id}.jpg").symlink_to(voc_folder / "JPEGImages" / f"{image_id}.jpg")
+    tags = {i: [VOC_CLASS_NAMES[c - 1] for c in classes] for i, (_, classes) in voc.items()}
+    (root / "tags.json").write_text(json.dumps(tags))
+    (root / "classes.txt").write_text("\n".join(VOC_CLASS_NAMES))
+    return root
+
+
+def test_seeding_entry_point_never_paints_an_untagged_class(voc8, tmp_path):
+    """(d) A CAM shard that also holds a strong map (x100 on the GT background) of a class the image is not
+    tagged with, run through the ``seeds_fine`` job (``seeds_shard`` with a stand-in ``snakemake`` object):
+    the seeds never contain that class, and equal SAMS on the tagged maps alone. Unfiltered, the intruder
+    does win the background regions (checked), so the check is not vacuous."""
+    import h5py
+
+    from fmwsss.cams.shards import CamShardReader, CamShardWriter
+    from fmwsss.pipeline.config import Config
+    from fmwsss.pipeline.entrypoints import seeds_shard
+    from fmwsss.pipeline.plan import Plan
+    from fmwsss.sam.shards import SamShardReader, SamShardWriter
+    from fmwsss.sam.types import ImageMasks
+
+    voc3 = dict(list(voc8.items())[:3])
+    root = _custom_dataset(tmp_path / "data", sample_dir("voc_sample"), voc3)
+    raw = yaml.safe_load((Path(__file__).resolve().parents[2] / "config.yaml").read_text())
+    raw["datasets"] = {"t": {"type": "custom", "root": str(root), "preset": "demo", "options": {"tags": "tags.json"}}}
+    ds = Plan(Config(raw)).get("t")
+    (shard, ids), = ds.shards.items()
     rng = np.random.default_rng(3)
-    taken_over = 0
-    for image_id, (gt, classes) in voc8.items():
-        masks, levels = noisy_masks(gt, rng)
-        cams = one_hot(gt, classes)
-        intruder = int(np.setdiff1d(np.arange(1, 21), classes)[0])
-        strong = 100 * (gt == 0).astype(np.float32)
-        all_cams = np.concatenate([cams, strong[None]])
-        all_classes = np.concatenate([classes, [intruder]])
-        unfiltered, _ = sams_seed(masks, levels, all_cams, all_classes, gt.shape, GAMMA)
-        taken_over += bool((unfiltered == intruder).any())
-        keep = np.isin(all_classes, classes)
-        filtered, info = sams_seed(masks, levels, all_cams[keep], all_classes[keep], gt.shape, GAMMA)
-        reference, _ = sams_seed(masks, levels, cams, classes, gt.shape, GAMMA)
-        assert not (filtered == intruder).any() and not (info.label == intruder).any(), image_id
-        np.testing.assert_array_equal(filtered, reference, err_msg=image_id)
-    assert taken_over == len(voc8), "unfiltered, the untagged CAM must win the background regions of every image"
+    sam_dir, cam_dir, out_dir = tmp_path / "sam", tmp_path / "cams", tmp_path / "seeds"
+    out_dir.mkdir()  # Snakemake creates a job's output folder
+    cams = CamShardWriter(cam_dir / "p.h5", cam_dir / f"{shard}.h5", {})
+    intruders = {}
+    with SamShardWriter(sam_dir / f"{shard}.h5", {}) as sam:
+        for image_id in ids:
+            gt, classes = voc3[image_id]
+            masks, levels = noisy_masks(gt, rng)
+            n = len(masks)
+            sam.write(image_id, ImageMasks(masks, levels, np.ones(n), np.ones(n), np.zeros((n, 4)), masks.sum((1, 2))))
+            intruders[image_id] = int(np.setdiff1d(np.arange(1, 21), classes)[0])
+            maps = np.concatenate([one_hot(gt, classes), 100 * (gt == 0).astype(np.float32)[None]])
+            patch = (-(-gt.shape[0] // 16), -(-gt.shape[1] // 16))
+            grid = F.adaptive_avg_pool2d(torch.from_numpy(maps)[None], patch)[0].numpy()
+            cams.write_cams(image_id, grid, grid, np.append(classes, intruders[image_id]), *gt.shape, 16)
+        sam.mark_complete(ids)
+    cams.finish(ids)
+    smk = SimpleNamespace(
+        config=raw, threads=1, log=[], wildcards=SimpleNamespace(dataset="t", key=ds.keys["seeds_fine"]),
+        input=SimpleNamespace(sam_masks=str(sam_dir / "spec.json"), cams_fine_dump=str(cam_dir / "spec.json")),
+        output=SimpleNamespace(shard=str(out_dir / f"{shard}.h5")), params=SimpleNamespace(partial=str(tmp_path / "part")),
+    )
+    seeds_shard(smk, "seeds_fine")
+    gamma = ds.settings["seeds_fine"]["gamma"]
+    with h5py.File(out_dir / f"{shard}.h5", "r") as out, SamShardReader(sam_dir / f"{shard}.h5") as sam, \
+            CamShardReader(cam_dir / f"{shard}.h5") as stored:
+        assert sorted(out) == sorted(ids)
+        for image_id in ids:
+            seed, intruder = out[image_id]["labels"][()], intruders[image_id]
+            masks, cam = sam.read(image_id), stored.read(image_id)
+            size = (cam.height, cam.width)
+            unfiltered, _ = sams_seed(masks.masks, masks.level, cam.cam_caa, cam.classes, size, gamma)
+            assert (unfiltered == intruder).any(), f"{image_id}: unfiltered, the untagged map must take over"
+            assert not (seed == intruder).any(), f"{image_id}: the seeding job painted untagged class {intruder}"
+            tagged, _ = sams_seed(masks.masks, masks.level, cam.cam_caa[:-1], cam.classes[:-1], size, gamma)
+            np.testing.assert_array_equal(seed, tagged, err_msg=image_id)

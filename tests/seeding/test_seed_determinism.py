@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -22,8 +20,8 @@ from PIL import Image
 
 from fmwsss.seeding import argmax_seed, sams_seed
 from fmwsss.seeding.argmax import EPS, background_threshold
+from tests.samples import sample_dir
 
-SHARED = Path(os.environ.get("FMWSSS_SHARED_DATA", Path(__file__).resolve().parents[2] / "../shared/data"))
 THREADS = (1, 2, 4)
 
 
@@ -68,9 +66,7 @@ def _synthetic_cases():
 
 @pytest.fixture(scope="module")
 def cases():
-    folder = SHARED / "voc_sample"
-    if not (folder / "SegmentationClass").is_dir():
-        pytest.skip(f"shared VOC sample not found at {folder} (set FMWSSS_SHARED_DATA)")
+    folder = sample_dir("voc_sample")
     tags = json.loads((folder / "labels.json").read_text())
     out = []
     for n, (image_id, classes) in enumerate(sorted(tags.items())):

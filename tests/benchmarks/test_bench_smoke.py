@@ -1,0 +1,104 @@
+"""Every benchmark script runs in ``--smoke`` mode (tiny sizes, seconds), so an API change breaks the suite,
+not the benchmark found broken months later.
+
+The scripts are discovered (``benchmarks/bench_*.py``): a new benchmark without a ``--smoke`` flag fails here
+(argparse exits 2). For the known ones, the printed table must hold its rows; timings are never asserted.
+"""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPTS = sorted((REPO / "benchmarks").glob("bench_*.py"))
+
+#: Rows (regular expressions, one per line of output) each known benchmark must print.
+EXPECTED_ROWS = {
+    "bench_gradcam.py": [
+        r"^model=tiny device=\w+ batch=2 positives/image=2 size=64$",
+        r"^per-class backward: [\d.]+ ms +batched VJP: [\d.]+ ms +speed-up x[\d.]+$",
+        r"^CAM bytes/image \(32x24 grid, 2 classes\): shard [\d.]+ kB vs reference npz [\d.]+ MB +-> x\d+ smaller$",
+    ],
+    "bench_sams.py": [
+        r"^storage \(2 images, .*\):$",
+        r"^  sam_masks shards +1 files",
+        r"^smoke store: the synthetic inputs read back from the shards$",
+        r"^synthetic masks \+ CAMs$",
+        r"^\S+ +\d+x\d+ +20 +\d+ +[\d.]+ +[\d.]+ +[\d.]+x$",
+        r"^total: loop \d+ ms, vectorised \d+ ms on cpu -> [\d.]+x \(identical seeds on all 2 images\)$",
+    ],
+    "bench_sam_generator.py": [
+        r"^model tiny on cpu, 1 images, 4x4 points, 0 crop layer\(s\), autocast none$",
+        r"^stock SamAutomaticMaskGenerator +[\d.]+ images/s",
+        r"^fmwsss fast +[\d.]+ images/s",
+        r"^ratio fast / stock: [\d.]+x$",
+        r"^agreement: 1/1 same count, 1/1 all masks matched",
+        r"^fmwsss reference +[\d.]+ images/s",
+        r"^ratio fast / reference: [\d.]+x$",
+        r"^storage: [\d.]+ kB per image in the SAM shard",
+    ],
+}
+
+
+def run_smoke(command: list[str], timeout: float = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def test_benchmarks_are_discovered():
+    assert {p.name for p in SCRIPTS} >= set(EXPECTED_ROWS), "a known benchmark script disappeared"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("script", SCRIPTS, ids=[p.name for p in SCRIPTS])
+def test_benchmark_smoke(script: Path, voc_sample):
+    result = run_smoke([sys.executable, str(script), "--smoke"])
+    assert result.returncode == 0, f"{script.name} --smoke exited {result.returncode}:\n{result.stderr[-3000:]}"
+    lines = result.stdout.splitlines()
+    assert lines, f"{script.name} --smoke printed nothing"
+    for row in EXPECTED_ROWS.get(script.name, []):
+        assert any(re.search(row, line) for line in lines), f"{script.name}: no row /{row}/ in\n{result.stdout}"
+
+
+GPU_SUITE_ROWS = [
+    r"^sam stock fp32 +[\d.]+ images/s +[\d.]+ masks/image$",
+    r"^sam fast fp32 +[\d.]+ images/s +[\d.]+ masks/image +x[\d.]+ vs stock +peak ",
+    r"^sam fast bf16 autocast +[\d.]+ images/s +[\d.]+ masks/image +x[\d.]+ vs stock",
+    r"^gradcam batched +[\d.]+ images/s +x[\d.]+ vs one backward per class",
+    r"^deeplab train +[\d.]+ it/s",
+    r"^multi-gpu slots +\S",
+    r"^== done: 4/4 row groups ran without error$",
+]
+
+
+def run_gpu_suite(tmp_path: Path, smoke: bool) -> subprocess.CompletedProcess:
+    """The suite as the GPU machine runs it, with this interpreter; no wheel folder, nothing installed."""
+    env = {**os.environ, "PYTHON": sys.executable, "SMOKE": "1" if smoke else "0",
+           "GPU_WHEELS": str(tmp_path / "no-wheels"), "GPU_DEPS_DIR": str(tmp_path / "deps")}
+    return subprocess.run([str(REPO / "benchmarks" / "gpu_suite.sh")], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=600)
+
+
+@pytest.mark.slow
+def test_gpu_suite_smoke(tmp_path):
+    result = run_gpu_suite(tmp_path, smoke=True)
+    assert result.returncode == 0, f"gpu_suite.sh --smoke exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
+    lines = result.stdout.splitlines()
+    for row in GPU_SUITE_ROWS:
+        assert any(re.search(row, line) for line in lines), f"no row /{row}/ in\n{result.stdout}"
+
+
+def test_gpu_suite_without_cuda_says_not_run(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present: the full suite would run")
+    result = run_gpu_suite(tmp_path, smoke=False)
+    assert result.returncode == 0, result.stderr
+    rows = [line for line in result.stdout.splitlines() if "not run: no CUDA device" in line]
+    assert [r.split()[0] for r in rows] == ["sam", "gradcam", "deeplab", "multi-gpu"], result.stdout
