@@ -194,5 +194,5 @@ def open_coco(
 
     return make_dataset(
         name=name, type="coco", root=root, class_names=COCO_CLASS_NAMES, ids=ids, splits={split: sorted(ids)},
-        images=images, tags=tags, gt=gt, tags_source=str(ann_file),
+        images=images, tags=tags, gt=gt, tags_source=str(ann_file), sources=[ann_file],
     )
