@@ -25,7 +25,8 @@ class Dataset:
     for evaluation and bookkeeping; ``image_path`` and ``gt_path`` answer for every id of every split,
     ``tags`` for every id in ``ids``. ``sources`` are the files the loader read to make the ids, splits,
     tags and class names, ``source_dirs`` the folders whose listing it read; ``fmwsss.data.index`` checks
-    them to know when the dataset must be opened again.
+    them to know when the dataset must be opened again. ``gt_recipe`` (datasets whose ground truth is painted
+    on request, COCO): id -> (where the map goes, the bytes it is painted from), without painting it.
     """
 
     name: str
@@ -39,6 +40,7 @@ class Dataset:
     _gt: Callable[[str], Path | None] = field(repr=False)
     sources: tuple[Path, ...] = ()
     source_dirs: tuple[Path, ...] = ()
+    gt_recipe: Callable[[str], tuple[Path, bytes] | None] | None = field(default=None, repr=False)
 
     @property
     def num_classes(self) -> int:
@@ -121,6 +123,7 @@ def make_dataset(
     tags_source: str,
     sources: Sequence[Path] = (),
     source_dirs: Sequence[Path] = (),
+    gt_recipe: Callable[[str], tuple[Path, bytes] | None] | None = None,
 ) -> Dataset:
     """Validate and build a ``Dataset``; ``tags_source`` names the file the tags came from, for messages.
 
@@ -150,6 +153,7 @@ def make_dataset(
         name=name, type=type, root=Path(root), class_names=class_names, ids=ids,
         splits={k: list(v) for k, v in splits.items()}, _images=dict(images), _tags=clean, _gt=gt,
         sources=tuple(Path(p) for p in sources), source_dirs=tuple(Path(p) for p in source_dirs),
+        gt_recipe=gt_recipe,
     )
 
 

@@ -22,9 +22,13 @@ Freshness, checked by the main Snakemake process (``refresh_index``) on every ru
   (sha256); a touched file keeps its digest (no key moves), a replaced one gets a new digest (its stages'
   keys move). A file replaced with the same size and the same mtime_ns is not noticed, as in git.
 First-build cost: one sha256 pass over every image and GT file (~0.8 GB/s per core here, hashed on all cores):
-about 13 GB for COCO train2014, i.e. ~10-20 s on warm disks, bounded by disk speed on cold ones. COCO GT
-maps are painted into the cache at that build (``cache_dir`` option) so no job ever parses the annotation
-JSON; painting costs ~10 ms per image, done once per annotation file.
+about 13 GB for COCO train2014, i.e. ~10-20 s on warm disks, bounded by disk speed on cold ones.
+
+Ground truth painted on request (COCO with ``cache_dir``): the index stores each image's paint recipe (its
+annotations in paint order and its size, zlib'd; its sha256 is the image's GT identity), so no job parses
+the annotation JSON: a scoring job paints the maps it lacks into the shared cache from the recipes.
+Painting is not done at index build: at 0.05-0.2 s per image it would put hours into a dry run at COCO
+size.
 
 The index is rewritten only when its content changes (a touched file updates its recorded stat). A corrupt
 or truncated file is rebuilt with a log line, never trusted. Jobs never build or refresh it
@@ -36,9 +40,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import sqlite3
 import sys
 import time
+import zlib
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -107,22 +113,21 @@ def hash_files(paths: Sequence[str], cache: dict[str, FileStat], log: Log, what:
     """Stat every path; re-hash only those whose (size, mtime_ns) differ from ``cache`` (threads: hashlib
     releases the GIL). A missing file raises ``FileNotFoundError`` naming it."""
     out: dict[str, FileStat] = {}
-    todo: list[str] = []
+    todo: dict[str, tuple[int, int]] = {}  # the stat taken before hashing: a file written meanwhile is re-hashed next time
     for path in paths:
-        size, mtime = _stat(path)
+        stat = _stat(path)
         old = cache.get(path)
-        if old is not None and (old.size, old.mtime_ns) == (size, mtime):
+        if old is not None and (old.size, old.mtime_ns) == stat:
             out[path] = old
         else:
-            todo.append(path)
+            todo[path] = stat
     if todo:
         rest = len(paths) - len(todo)
         log(f"hashing {len(todo)} {what}" + (f" ({rest} more unchanged since the last index)" if rest else ""))
         tic, last = time.monotonic(), time.monotonic()
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
             for n, (path, sha) in enumerate(zip(todo, pool.map(file_sha256, todo)), 1):
-                size, mtime = _stat(path)
-                out[path] = FileStat(size, mtime, sha)
+                out[path] = FileStat(*todo[path], sha)
                 if time.monotonic() - last > 10:
                     last = time.monotonic()
                     log(f"  {n}/{len(todo)} hashed ({time.monotonic() - tic:.0f} s)")
@@ -137,6 +142,7 @@ CREATE TABLE folders (path TEXT PRIMARY KEY, listing TEXT);
 CREATE TABLE images (id TEXT PRIMARY KEY, pos INTEGER, image TEXT NOT NULL, gt TEXT, tags TEXT);
 CREATE INDEX images_pos ON images (pos);
 CREATE TABLE splits (name TEXT, pos INTEGER, id TEXT, PRIMARY KEY (name, pos));
+CREATE TABLE recipes (id TEXT PRIMARY KEY, sha256 TEXT NOT NULL, blob BLOB NOT NULL);
 """
 
 
@@ -155,10 +161,15 @@ class IndexContent:
     files: dict[str, FileStat]
     sources: set[str]
     folders: dict[str, str]
+    recipes: dict[str, str]  # id -> sha256 of its ground truth's paint recipe (GT painted on request: COCO)
+    blobs: dict[str, bytes] | None = None  # id -> zlib'd recipe; only when built from a dataset
 
     def digests(self) -> dict[str, str]:
         def sha(path: str | None) -> str:
             return "-" if path is None else self.files[path].sha256
+
+        def gt(i: str) -> str:
+            return self.recipes[i] if i in self.recipes else sha(self.rows[i][1])
 
         val = self.splits.get("val", [])
         return {
@@ -166,10 +177,10 @@ class IndexContent:
             "class_names": hashlib.sha256("\n".join(self.class_names).encode()).hexdigest()[:16],
             "tags": _digest(f"{i}\t{self.rows[i][2]}" for i in self.ids),
             "images": _digest(f"{i}\t{sha(self.rows[i][0])}" for i in self.ids),
-            "gt": _digest(f"{i}\t{sha(self.rows[i][1])}" for i in self.ids),
+            "gt": _digest(f"{i}\t{gt(i)}" for i in self.ids),
             "val_ids": ids_digest(val),
             "val_images": _digest(f"{i}\t{sha(self.rows[i][0])}" for i in val),
-            "val_gt": _digest(f"{i}\t{sha(self.rows[i][1])}" for i in val),
+            "val_gt": _digest(f"{i}\t{gt(i)}" for i in val),
         }
 
     def header(self) -> dict[str, str]:
@@ -178,6 +189,24 @@ class IndexContent:
             "config": self.config, "class_names": json.dumps(list(self.class_names)),
             "num_ids": str(len(self.ids)), "digests": json.dumps(self.digests(), sort_keys=True),
         }
+
+    def patch(self, path: Path, old: "IndexContent") -> None:
+        """Rewrite ``path`` (read as ``old``) with this content's file stats and header, atomically: a copy
+        updated in place, then renamed; everything else (rows, recipes) is carried over unread."""
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        try:
+            shutil.copyfile(path, tmp)
+            con = sqlite3.connect(tmp)
+            with con:
+                con.executemany(
+                    "UPDATE files SET size = ?, mtime_ns = ?, sha256 = ? WHERE path = ?",
+                    ((f.size, f.mtime_ns, f.sha256, p) for p, f in self.files.items() if old.files[p] != f),
+                )
+                con.executemany("UPDATE header SET v = ? WHERE k = ?", ((v, k) for k, v in self.header().items()))
+            con.close()
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
 
     def write(self, path: Path) -> None:
         """Write atomically: a temporary file in the same folder, renamed over ``path``."""
@@ -203,6 +232,9 @@ class IndexContent:
                     "INSERT INTO splits VALUES (?, ?, ?)",
                     ((name, n, i) for name, ids in self.splits.items() for n, i in enumerate(ids)),
                 )
+                con.executemany(
+                    "INSERT INTO recipes VALUES (?, ?, ?)", ((i, sha, self.blobs[i]) for i, sha in self.recipes.items())
+                )
             con.close()
             os.replace(tmp, path)
         finally:
@@ -219,18 +251,21 @@ def content_from_dataset(
     all_ids = sorted(set(dataset.ids).union(*dataset.splits.values()))
     in_ids = set(dataset.ids)
     rows: dict[str, tuple[str, str | None, str | None]] = {}
-    tic, last = time.monotonic(), time.monotonic()
-    for n, i in enumerate(all_ids, 1):
-        gt = dataset.gt_path(i)
+    recipes: dict[str, str] = {}
+    blobs: dict[str, bytes] = {}
+    for i in all_ids:
+        recipe = dataset.gt_recipe(i) if dataset.gt_recipe is not None else None
+        if recipe is not None:
+            gt = recipe[0]
+            recipes[i] = hashlib.sha256(recipe[1]).hexdigest()
+            blobs[i] = zlib.compress(recipe[1])
+        else:
+            gt = dataset.gt_path(i)
         tags = ",".join(map(str, dataset.tags(i))) if i in in_ids else None
         rows[i] = (str(dataset.image_path(i)), None if gt is None else str(gt), tags)
-        if time.monotonic() - last > 10:
-            last = time.monotonic()
-            log(f"{dataset.name}: {n}/{len(all_ids)} ids listed, ground truth painted where missing "
-                f"({time.monotonic() - tic:.0f} s)")
     sources = {str(p) for p in dataset.sources}
     images = sorted({r[0] for r in rows.values()})
-    gts = sorted({r[1] for r in rows.values() if r[1] is not None})
+    gts = sorted({r[1] for i, r in rows.items() if r[1] is not None and i not in recipes})
     files = hash_files(sorted(sources), cache, log, "source files")
     files.update(hash_files([p for p in images if p not in files], cache, log, "images"))
     files.update(hash_files([p for p in gts if p not in files], cache, log, "ground-truth files"))
@@ -238,7 +273,7 @@ def content_from_dataset(
         name=dataset.name, type=dataset.type, root=str(dataset.root), config=config,
         class_names=tuple(dataset.class_names), ids=list(dataset.ids),
         splits={k: list(v) for k, v in dataset.splits.items()}, rows=rows, files=files, sources=sources,
-        folders={str(p): folder_listing(p) for p in dataset.source_dirs},
+        folders={str(p): folder_listing(p) for p in dataset.source_dirs}, recipes=recipes, blobs=blobs,
     )
 
 
@@ -269,6 +304,7 @@ def read_content(path: Path) -> IndexContent:
             name=head["name"], type=head["type"], root=head["root"], config=head["config"],
             class_names=tuple(json.loads(head["class_names"])), ids=[i for _, i in sorted(by_pos)],
             splits=splits, rows=rows, files=files, sources=sources, folders=dict(con.execute("SELECT * FROM folders")),
+            recipes=dict(con.execute("SELECT id, sha256 FROM recipes")),
         )
         if len(content.ids) != int(head["num_ids"]) or json.loads(head["digests"]) != content.digests():
             raise ValueError("rows do not match the header")
@@ -303,7 +339,7 @@ def refresh_index(path: Path, name: str, entry: dict, log: Log = stderr_log) -> 
         if new is old:
             return DatasetIndex(path)
         if new is not None:
-            new.write(path)
+            new.patch(path, old)
             log(f"{path}: refreshed ({_what_moved(old, new)})")
             return DatasetIndex(path)
         why = "its sources changed"
@@ -443,8 +479,18 @@ class DatasetIndex:
         return self._checked_path(self._row(id_)[0])
 
     def gt_path(self, id_: str) -> Path | None:
+        """The GT label PNG; a painted one (COCO) is painted from its stored recipe when not cached yet."""
         gt = self._row(id_)[1]
-        return None if gt is None else self._checked_path(gt)
+        if gt is None:
+            return None
+        found = self._con.execute("SELECT blob FROM recipes WHERE id = ?", (id_,)).fetchone()
+        if found is None:
+            return self._checked_path(gt)
+        if not os.path.isfile(gt):
+            from fmwsss.data.coco import paint_from_recipe
+
+            paint_from_recipe(zlib.decompress(found[0]), Path(gt), str(self.path))
+        return Path(gt)
 
     def tags(self, id_: str) -> tuple[int, ...]:
         tags = self._row(id_)[2]

@@ -158,3 +158,23 @@ def test_plan_opens_only_the_datasets_asked_for(tmp_path, tree, monkeypatch):
     assert len(plan.key("mine", "seeds_fine")) == 16
     assert opened == ["mine"] and not (tmp_path / "results" / "voc").exists()
     assert plan.datasets["voc"].error and opened == ["mine", "voc"]
+
+
+def test_coco_ground_truth_is_painted_in_jobs_from_the_index_without_the_json(tmp_path, coco_sample):
+    from fmwsss.data import load_label_png, open_dataset
+
+    root = tmp_path / "coco"
+    shutil.copytree(coco_sample, root)
+    options = {"split": "val2014", "annotations": "annotations/instances_sample.json"}
+    entry = {"type": "coco", "root": str(root), "options": {**options, "cache_dir": str(tmp_path / "cache")}}
+    path = tmp_path / "results" / INDEX_NAME
+    built = refresh_index(path, "c", entry, lambda _m: None)
+    assert built.num_ids == 12 and not list(tmp_path.rglob("*.png"))  # nothing painted at index build
+    loader = open_dataset("coco", root, name="c", **options, cache_dir=tmp_path / "loader")
+    expected = {i: load_label_png(loader.gt_path(i)) for i in loader.ids}
+    (root / options["annotations"]).write_bytes(b"{not json")  # a job must not need it
+    job = open_index(path, "c", entry)
+    assert job.ids == loader.ids
+    for i in job.ids:
+        assert job.gt_path(i).parent.parent == tmp_path / "cache"
+        assert np.array_equal(load_label_png(job.gt_path(i)), expected[i]), i
