@@ -277,21 +277,53 @@ def content_from_dataset(
     )
 
 
-def read_content(path: Path) -> IndexContent:
-    """Read a whole index back (main process only); raises ``sqlite3.DatabaseError`` or ``ValueError``."""
+@dataclass
+class Freshness:
+    """What the main process reads on every run: the header and the recorded stats, not the rows."""
+
+    header: dict[str, str]
+    files: dict[str, FileStat]
+    sources: set[str]
+    folders: dict[str, str]
+
+
+def _connect_checked(path: Path) -> sqlite3.Connection:
+    """A read-only connection to an index whose pages are intact and whose format is current."""
     con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
         check = con.execute("PRAGMA quick_check").fetchone()[0]
         if check != "ok":
             raise ValueError(f"integrity check: {check}")
-        head = dict(con.execute("SELECT k, v FROM header"))
-        if head.get("version") != str(INDEX_VERSION):
-            raise ValueError(f"format version {head.get('version')} is not {INDEX_VERSION}")
+        version = dict(con.execute("SELECT k, v FROM header")).get("version")
+        if version != str(INDEX_VERSION):
+            raise ValueError(f"format version {version} is not {INDEX_VERSION}")
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+def read_freshness(path: Path) -> Freshness:
+    """Header, file stats and folder listings; raises ``sqlite3.DatabaseError`` or ``ValueError`` when damaged."""
+    con = _connect_checked(path)
+    try:
         files, sources = {}, set()
         for p, size, mtime, sha, source in con.execute("SELECT * FROM files"):
             files[p] = FileStat(size, mtime, sha)
             if source:
                 sources.add(p)
+        return Freshness(dict(con.execute("SELECT k, v FROM header")), files, sources,
+                         dict(con.execute("SELECT * FROM folders")))
+    finally:
+        con.close()
+
+
+def read_content(path: Path) -> IndexContent:
+    """Read a whole index back (main process only); raises ``sqlite3.DatabaseError`` or ``ValueError``."""
+    fresh = read_freshness(path)
+    head = fresh.header
+    con = _connect_checked(path)
+    try:
         rows, by_pos = {}, []
         for i, pos, image, gt, tags in con.execute("SELECT * FROM images"):
             rows[i] = (image, gt, tags)
@@ -303,7 +335,7 @@ def read_content(path: Path) -> IndexContent:
         content = IndexContent(
             name=head["name"], type=head["type"], root=head["root"], config=head["config"],
             class_names=tuple(json.loads(head["class_names"])), ids=[i for _, i in sorted(by_pos)],
-            splits=splits, rows=rows, files=files, sources=sources, folders=dict(con.execute("SELECT * FROM folders")),
+            splits=splits, rows=rows, files=fresh.files, sources=fresh.sources, folders=fresh.folders,
             recipes=dict(con.execute("SELECT id, sha256 FROM recipes")),
         )
         if len(content.ids) != int(head["num_ids"]) or json.loads(head["digests"]) != content.digests():
@@ -323,33 +355,43 @@ def refresh_index(path: Path, name: str, entry: dict, log: Log = stderr_log) -> 
 
     Called by the main Snakemake process (and ``fmwsss index``/``status``/``gc``) only. ``entry`` is the
     dataset's config entry (type, root, options). Loader errors (``DatasetError``, ``OSError``) propagate.
+    Each run reads the header and the recorded stats, stats every file, and reads the rows only when
+    something changed.
     """
     config = config_identity(entry)
-    old, why = None, "no index yet"
+    fresh, cache, why = None, {}, "no index yet"
     if path.exists():
         try:
-            old = read_content(path)
+            fresh = read_freshness(path)
+            cache = fresh.files
         except (sqlite3.DatabaseError, ValueError, KeyError) as exc:
             log(f"{path} is unreadable or corrupt ({exc}); rebuilding it")
             why = "corrupt index"
-    if old is not None and old.config != config:
+    if fresh is not None and fresh.header.get("config") != config:
         why = f"datasets.{name} changed in the config"
-    elif old is not None:
-        new = _updated(old, log)
-        if new is old:
+    elif fresh is not None:
+        files = _current_files(fresh, log)
+        if files == fresh.files:
             return DatasetIndex(path)
-        if new is not None:
-            new.patch(path, old)
-            log(f"{path}: refreshed ({_what_moved(old, new)})")
-            return DatasetIndex(path)
-        why = "its sources changed"
+        if files is not None:
+            try:
+                old = read_content(path)
+            except (sqlite3.DatabaseError, ValueError, KeyError) as exc:
+                log(f"{path} is corrupt ({exc}); rebuilding it")
+                why = "corrupt index"
+            else:
+                new = IndexContent(**{**old.__dict__, "files": files})
+                new.patch(path, old)
+                log(f"{path}: refreshed ({_what_moved(old, new)})")
+                return DatasetIndex(path)
+        else:
+            why = "its sources changed"
     log(f"{name}: opening the dataset ({why}); the index {path} is then read by every later run and job")
     tic = time.monotonic()
     dataset = open_dataset(entry["type"], Path(entry["root"]), name=name, **entry["options"])
-    content = content_from_dataset(dataset, config, old.files if old is not None else {}, log)
+    content = content_from_dataset(dataset, config, cache, log)
     content.write(path)
-    log(f"{name}: {len(content.ids)} ids indexed in {time.monotonic() - tic:.1f} s"
-        + (f" ({_what_moved(old, content)})" if old is not None else ""))
+    log(f"{name}: {len(content.ids)} ids indexed in {time.monotonic() - tic:.1f} s")
     return DatasetIndex(path)
 
 
@@ -359,25 +401,23 @@ def _what_moved(old: IndexContent, new: IndexContent) -> str:
     return f"digests moved: {', '.join(moved)}" if moved else "file stats updated, no digest moved"
 
 
-def _updated(old: IndexContent, log: Log) -> IndexContent | None:
-    """``old`` when nothing changed; new content when only image/GT contents or stats moved; None when a
-    source file or folder changed or a file vanished (the dataset must be opened again)."""
-    for folder, listing in old.folders.items():
+def _current_files(fresh: Freshness, log: Log) -> dict[str, FileStat] | None:
+    """The recorded files with their current stats and digests (re-hashing only those whose stat moved), or
+    None when a source file or folder changed or a file vanished (the dataset must be opened again)."""
+    for folder, listing in fresh.folders.items():
         if folder_listing(Path(folder)) != listing:
             log(f"{folder}: its listing changed")
             return None
     try:
-        files = hash_files(list(old.files), old.files, log, "changed files")
+        files = hash_files(list(fresh.files), fresh.files, log, "changed files")
     except FileNotFoundError as exc:
         log(f"{exc.filename}: no longer exists")
         return None
-    if files == old.files:
-        return old
-    for p in old.sources:
-        if files[p].sha256 != old.files[p].sha256:
+    for p in fresh.sources:
+        if files[p].sha256 != fresh.files[p].sha256:
             log(f"{p}: content changed")
             return None
-    return IndexContent(**{**old.__dict__, "files": files})
+    return files
 
 
 # -- reading (planning and jobs) -------------------------------------------------------------------------

@@ -178,3 +178,24 @@ def test_coco_ground_truth_is_painted_in_jobs_from_the_index_without_the_json(tm
     for i in job.ids:
         assert job.gt_path(i).parent.parent == tmp_path / "cache"
         assert np.array_equal(load_label_png(job.gt_path(i)), expected[i]), i
+
+
+def test_index_command_builds_then_reports(tmp_path, tree, capsys):
+    import yaml
+
+    from fmwsss.cli.main import main
+
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({
+        "datasets": {"ds": {"type": "custom", "root": str(tree), "preset": "p"},
+                     "unset": {"type": "voc", "root": None, "preset": "p"}},
+        "presets": {"p": {}},
+    }))
+    argv = ["index", "--config", str(config), "--results", str(tmp_path / "results")]
+    assert main(argv) == 0  # all datasets: an unset root is reported, not a failure
+    out = capsys.readouterr()
+    assert "ds: 3 ids in" in out.out and "unset: unavailable" in out.out and "opening the dataset" in out.err
+    assert (tmp_path / "results" / "ds" / INDEX_NAME).is_file()
+    assert main(argv[:1] + ["ds"] + argv[1:]) == 0
+    assert "opening" not in capsys.readouterr().err  # fresh: read, not rebuilt
+    assert main(argv[:1] + ["unset"] + argv[1:]) == 1
