@@ -187,7 +187,6 @@ def test_jobs_read_neither_ground_truth_nor_annotations(demo_run, tmp_path, voc_
     try:
         plan = Plan(config, refresh=False)
         targets = [plan.product(name, "prompts_cls_train") for name in ("voc_gt", "coco12")]
-        targets.append(plan.shard_paths("coco12", "sam_masks")[0])
     finally:
         os.chdir(cwd)
     garbled = [*(voc / "SegmentationClass").glob("*.png"), coco / "annotations" / "instances_sample.json"]
