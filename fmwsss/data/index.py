@@ -374,6 +374,7 @@ def refresh_index(path: Path, name: str, entry: dict, log: Log = stderr_log) -> 
         if files == fresh.files:
             return DatasetIndex(path)
         if files is not None:
+            cache = files  # a rebuild below reuses the digests just computed
             try:
                 old = read_content(path)
             except (sqlite3.DatabaseError, ValueError, KeyError) as exc:
