@@ -53,7 +53,7 @@ from pathlib import Path
 from fmwsss.data.base import Dataset, DatasetError, open_dataset
 from fmwsss.data.shards import ids_digest
 
-INDEX_VERSION = 1
+INDEX_VERSION = 2
 """Bump when a loader's output or this file's layout changes: older indexes are then rebuilt."""
 
 INDEX_NAME = "index.sqlite"
@@ -365,7 +365,7 @@ def refresh_index(path: Path, name: str, entry: dict, log: Log = stderr_log) -> 
             fresh = read_freshness(path)
             cache = fresh.files
         except (sqlite3.DatabaseError, ValueError, KeyError) as exc:
-            log(f"{path} is unreadable or corrupt ({exc}); rebuilding it")
+            log(f"{path} is unreadable, corrupt or of an older format ({exc}); rebuilding it")
             why = "corrupt index"
     if fresh is not None and fresh.header.get("config") != config:
         why = f"datasets.{name} changed in the config"
