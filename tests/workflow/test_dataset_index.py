@@ -54,6 +54,7 @@ def _change_gt(path: Path) -> None:
     img.save(path)
 
 
+@pytest.mark.slow
 def test_each_input_moves_exactly_its_stages(tmp_path, voc_sample, coco_sample):
     ids = sorted(json.loads((voc_sample / "labels.json").read_text()))
     train, val, spare = ids[:6], ids[6:9], ids[9:11]
