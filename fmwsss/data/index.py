@@ -126,13 +126,16 @@ def hash_files(paths: Sequence[str], cache: dict[str, FileStat], log: Log, what:
     if todo:
         rest = len(paths) - len(todo)
         log(f"hashing {len(todo)} {what}" + (f" ({rest} more unchanged since the last index)" if rest else ""))
-        tic, last = time.monotonic(), time.monotonic()
+        tic, last, done = time.monotonic(), time.monotonic(), 0
+        paths_todo = list(todo)
+        chunks = [paths_todo[i : i + 256] for i in range(0, len(paths_todo), 256)]  # few futures, not one a file
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-            for n, (path, sha) in enumerate(zip(todo, pool.map(file_sha256, todo)), 1):
-                out[path] = FileStat(*todo[path], sha)
+            for chunk, shas in zip(chunks, pool.map(lambda c: [file_sha256(p) for p in c], chunks)):
+                out.update((path, FileStat(*todo[path], sha)) for path, sha in zip(chunk, shas))
+                done += len(chunk)
                 if time.monotonic() - last > 10:
                     last = time.monotonic()
-                    log(f"  {n}/{len(todo)} hashed ({time.monotonic() - tic:.0f} s)")
+                    log(f"  {done}/{len(todo)} hashed ({time.monotonic() - tic:.0f} s)")
     return out
 
 
