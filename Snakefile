@@ -31,7 +31,9 @@ report: "workflow/report/workflow.rst"
 
 check_stage_settings(Config(config))  # every stage of every dataset, before any dataset is opened
 
-PLAN = Plan(config)
+# Datasets are opened lazily, through their index; only the main process builds or refreshes an index,
+# job processes (subprocess/remote mode) read it and fail naming the command to run when it is stale.
+PLAN = Plan(config, refresh=workflow.is_main_process)
 WEIGHTS_DIR = os.path.relpath(weights_dir()) if weights_dir().is_relative_to(os.getcwd()) else str(weights_dir())
 WEIGHT_BY_FILE = {w.filename: name for name, w in WEIGHTS.items()}
 

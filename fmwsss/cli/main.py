@@ -14,12 +14,12 @@ from pathlib import Path
 DEFAULT_CONFIG = "config.yaml"
 
 
-def _load_plan(config_path: str):
+def _load_plan(config_path: str, results: str = "results"):
     from fmwsss.pipeline.plan import Plan
 
     from fmwsss.pipeline.config import Config
 
-    return Plan(Config.from_file(config_path))
+    return Plan(Config.from_file(config_path), results=results)
 
 
 def _cmd_config_show(args: argparse.Namespace) -> int:
@@ -40,12 +40,31 @@ def _cmd_status(args: argparse.Namespace) -> int:
         if ds.error:
             print(f"{name}: unavailable: {ds.error}")
             continue
-        print(f"{name}: {len(ds.dataset.ids)} images in {len(ds.shards)} shards")
+        print(f"{name}: {ds.dataset.num_ids} images in {len(ds.shards)} shards")
         for stage in STAGES.values():
             done = Path(plan.product(name, stage.name)).exists()
             state = "done" if done else "pending"
             print(f"  {stage.name:<18} {ds.keys[stage.name]}  {state}")
     return 0
+
+
+def _cmd_index(args: argparse.Namespace) -> int:
+    from fmwsss.pipeline.config import Config
+    from fmwsss.pipeline.plan import Plan
+
+    plan = Plan(Config.from_file(args.config), results=args.results)
+    failed = 0
+    for name in args.dataset or list(plan.datasets):
+        if name not in plan.datasets:
+            raise ValueError(f"{args.config}: datasets.{name}: no such dataset (known: {', '.join(plan.datasets)})")
+        ds = plan.datasets[name]
+        if ds.error:
+            print(f"{name}: unavailable: {ds.error}")
+            failed += bool(args.dataset)  # only a dataset asked for by name is a failure
+            continue
+        digests = ", ".join(f"{k} {v}" for k, v in sorted(ds.dataset.digests.items()))
+        print(f"{name}: {ds.dataset.num_ids} ids in {ds.dataset.path}; digests: {digests}")
+    return 1 if failed else 0
 
 
 def _human(size: int) -> str:
@@ -59,7 +78,7 @@ def _human(size: int) -> str:
 def _cmd_gc(args: argparse.Namespace) -> int:
     from fmwsss.pipeline.store import unreachable_entries
 
-    plan = _load_plan(args.config)
+    plan = _load_plan(args.config, args.results)
     skipped = {name for name, ds in plan.datasets.items() if ds.error}
     entries = [e for e in unreachable_entries(args.results, plan.reachable()) if e.dataset not in skipped]
     for name in sorted(skipped):
@@ -109,6 +128,21 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("dataset", help="dataset name under `datasets:` in the config")
     show.add_argument("--config", default=DEFAULT_CONFIG, help="config file (default: %(default)s)")
     show.set_defaults(func=_cmd_config_show)
+
+    index = sub.add_parser(
+        "index",
+        help="build or refresh the dataset index (results/<dataset>/index.sqlite) that planning and jobs read",
+        description=(
+            "Open each dataset once and record its ids, splits, tags, class names and a content digest of every "
+            "image and ground-truth file in results/<dataset>/index.sqlite. The main snakemake process does this "
+            "itself on every run (re-hashing only files whose size or mtime moved); jobs only read the index. "
+            "Run this by hand when a job reports a stale index."
+        ),
+    )
+    index.add_argument("dataset", nargs="*", help="datasets to index (default: all configured)")
+    index.add_argument("--config", default=DEFAULT_CONFIG, help="config file (default: %(default)s)")
+    index.add_argument("--results", default="results", help="results folder (default: %(default)s)")
+    index.set_defaults(func=_cmd_index)
 
     status = sub.add_parser("status", help="list each stage's current key and whether it is done")
     status.add_argument("dataset", nargs="?", help="only this dataset (default: all configured)")

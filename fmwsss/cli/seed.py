@@ -89,7 +89,7 @@ def run_prompts(run: Path, config, dataset: str) -> Path:
     """``run/store/prompts_seg_train/<current key>/prompts.pt``; FileNotFoundError says how to make it."""
     from fmwsss.pipeline.plan import Plan
 
-    key = Plan(config).key(dataset, "prompts_seg_train")
+    key = Plan(config, results=str(run.parent)).key(dataset, "prompts_seg_train")  # run = results/<dataset>
     path = run / "store" / "prompts_seg_train" / key / "prompts.pt"
     if not path.is_file():
         raise FileNotFoundError(

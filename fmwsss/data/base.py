@@ -23,7 +23,10 @@ class Dataset:
     ``class_names`` are the foreground classes: class id ``i + 1`` is ``class_names[i]`` (0 = background).
     ``ids`` are the images the pipeline runs on, sorted. ``splits`` names further id lists (e.g. train/val)
     for evaluation and bookkeeping; ``image_path`` and ``gt_path`` answer for every id of every split,
-    ``tags`` for every id in ``ids``.
+    ``tags`` for every id in ``ids``. ``sources`` are the files the loader read to make the ids, splits,
+    tags and class names, ``source_dirs`` the folders whose listing it read; ``fmwsss.data.index`` checks
+    them to know when the dataset must be opened again. ``gt_recipe`` (datasets whose ground truth is painted
+    on request, COCO): id -> (where the map goes, the bytes it is painted from), without painting it.
     """
 
     name: str
@@ -35,6 +38,9 @@ class Dataset:
     _images: Mapping[str, Path] = field(repr=False)
     _tags: Mapping[str, tuple[int, ...]] = field(repr=False)
     _gt: Callable[[str], Path | None] = field(repr=False)
+    sources: tuple[Path, ...] = ()
+    source_dirs: tuple[Path, ...] = ()
+    gt_recipe: Callable[[str], tuple[Path, bytes] | None] | None = field(default=None, repr=False)
 
     @property
     def num_classes(self) -> int:
@@ -115,8 +121,14 @@ def make_dataset(
     tags: Mapping[str, Sequence[int]],
     gt: Callable[[str], Path | None],
     tags_source: str,
+    sources: Sequence[Path] = (),
+    source_dirs: Sequence[Path] = (),
+    gt_recipe: Callable[[str], tuple[Path, bytes] | None] | None = None,
 ) -> Dataset:
-    """Validate and build a ``Dataset``; ``tags_source`` names the file the tags came from, for messages."""
+    """Validate and build a ``Dataset``; ``tags_source`` names the file the tags came from, for messages.
+
+    ``sources``/``source_dirs``: the files and folders whose content or listing made the dataset.
+    """
     class_names = tuple(class_names)
     if not class_names or len(set(class_names)) != len(class_names):
         raise DatasetError(f"dataset {name!r}: class names must be non-empty and unique, got {class_names}")
@@ -140,6 +152,8 @@ def make_dataset(
     return Dataset(
         name=name, type=type, root=Path(root), class_names=class_names, ids=ids,
         splits={k: list(v) for k, v in splits.items()}, _images=dict(images), _tags=clean, _gt=gt,
+        sources=tuple(Path(p) for p in sources), source_dirs=tuple(Path(p) for p in source_dirs),
+        gt_recipe=gt_recipe,
     )
 
 

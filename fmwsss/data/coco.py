@@ -12,7 +12,8 @@ regions are painted with their class like any instance. Polygons are filled with
 set when more than half of it is inside, see ``polygon_mask``); RLEs (uncompressed ``counts``
 lists or compressed strings) are decoded here, without pycocotools. Maps are written atomically under
 ``cache_dir/<sha of the annotation file and painter version>/<id>.png`` on first request, so a changed
-annotation file never reuses stale maps.
+annotation file never reuses stale maps. ``paint_recipe`` is what one map is painted from (its
+annotations in paint order and its size); the dataset index stores it, so jobs paint without the JSON.
 """
 from __future__ import annotations
 
@@ -124,6 +125,25 @@ def rasterise(anns: Sequence[dict], height: int, width: int) -> np.ndarray:
     return labels
 
 
+def paint_recipe(anns: Sequence[dict], height: int, width: int) -> bytes:
+    """Everything the painter reads for one image, as canonical JSON: hashed, it is the image's ground-truth
+    identity; stored in the dataset index, it lets a job paint the map without the annotation file."""
+    keep = [{k: a[k] for k in ("id", "category_id", "area", "segmentation")} for a in paint_order(anns)]
+    recipe = {"painter": PAINTER_VERSION, "height": height, "width": width, "anns": keep}
+    return json.dumps(recipe, sort_keys=True, separators=(",", ":")).encode()
+
+
+def paint_from_recipe(recipe: bytes, path: Path, where: str) -> Path:
+    """Paint the label map a ``paint_recipe`` describes to ``path`` (atomically); errors name ``where``."""
+    r = json.loads(recipe)
+    try:
+        labels = rasterise(r["anns"], r["height"], r["width"])
+    except (ValueError, KeyError) as exc:
+        raise DatasetError(f"{where}: cannot rasterise image {Path(path).stem!r} ({exc})") from exc
+    save_label_png(path, labels, palette_for(len(COCO_CLASS_NAMES)))
+    return Path(path)
+
+
 @register_dataset_type("coco")
 def open_coco(
     root: Path,
@@ -178,21 +198,20 @@ def open_coco(
         sizes[id_] = (int(rec["height"]), int(rec["width"]))
     digest = hashlib.sha256(raw_bytes + f"\npainter={PAINTER_VERSION}".encode()).hexdigest()[:16]
     label_dir = Path(cache_dir) / digest if cache_dir is not None else None
-    palette = palette_for(len(COCO_CLASS_NAMES))
 
-    def gt(id_: str) -> Path | None:
+    def gt_recipe(id_: str) -> tuple[Path, bytes] | None:
         if label_dir is None:
             return None
-        path = label_dir / f"{id_}.png"
-        if not path.is_file():
-            try:
-                labels = rasterise(paint_order(anns_of[id_]), *sizes[id_])
-            except (ValueError, KeyError) as exc:
-                raise DatasetError(f"{ann_file}: cannot rasterise image {id_!r} ({exc})") from exc
-            save_label_png(path, labels, palette)
-        return path
+        return label_dir / f"{id_}.png", paint_recipe(anns_of[id_], *sizes[id_])
+
+    def gt(id_: str) -> Path | None:
+        found = gt_recipe(id_)
+        if found is None:
+            return None
+        path, recipe = found
+        return path if path.is_file() else paint_from_recipe(recipe, path, str(ann_file))
 
     return make_dataset(
         name=name, type="coco", root=root, class_names=COCO_CLASS_NAMES, ids=ids, splits={split: sorted(ids)},
-        images=images, tags=tags, gt=gt, tags_source=str(ann_file),
+        images=images, tags=tags, gt=gt, tags_source=str(ann_file), sources=[ann_file], gt_recipe=gt_recipe,
     )

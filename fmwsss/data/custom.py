@@ -126,4 +126,5 @@ def open_custom(
     return make_dataset(
         name=name, type="custom", root=root, class_names=class_names, ids=list(raw), splits={"all": sorted(raw)},
         images={i: files[i] for i in raw}, tags=tag_ids, gt=lambda _id: None, tags_source=str(tag_file),
+        sources=[class_file, tag_file], source_dirs=[image_dir],
     )

@@ -45,5 +45,5 @@ def open_demo(root: Path, *, name: str) -> Dataset:
         raise DatasetError(f"dataset {name!r}: ground truth of {missing} missing, e.g. {gts[missing[0]]}")
     return make_dataset(
         name=name, type="demo", root=root, class_names=VOC_CLASS_NAMES, ids=ids, splits=splits,
-        images=images, tags=tags, gt=gts.get, tags_source=str(labels),
+        images=images, tags=tags, gt=gts.get, tags_source=str(labels), sources=[labels, DEMO_IDS_FILE],
     )

@@ -134,7 +134,10 @@ def open_voc(
         p = gt_root / f"{id_}.png"
         return p if p.is_file() else None
 
+    split_files = [root / f for f in SPLIT_FILES.values() if (root / f).is_file()]
+    tag_files = [source] if cls_labels is not None else [gt_root / f"{i}.png" for i in ids]
     return make_dataset(
         name=name, type="voc", root=root, class_names=VOC_CLASS_NAMES, ids=ids, splits=splits,
-        images=images, tags=tags, gt=gt, tags_source=str(source),
+        images=images, tags=tags, gt=gt, tags_source=str(source), sources=split_files + tag_files,
+        source_dirs=[root, *{(root / f).parent for f in SPLIT_FILES.values()}, gt_root],
     )

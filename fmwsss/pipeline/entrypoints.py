@@ -75,14 +75,16 @@ def sam_masks(smk: Any) -> None:
         _set_threads(smk.threads)
         p = smk.params
         runtime = _runtime(smk)
+        ds = _job_plan(smk, "sam_masks")
         final = Path(smk.output.shard)
         partial_dir = Path(p.partial)
         partial_dir.mkdir(parents=True, exist_ok=True)
         clean_stale_temps(final.parent)
         weight = get_weight(p.weights)
-        log(f"sam_masks: shard {final.stem} of {p.dataset}, {len(p.images)} images, weights {p.weights}")
+        items = [(i, ds.dataset.image_path(i)) for i in ds.shard_ids(final.stem)]
+        log(f"sam_masks: shard {final.stem} of {ds.name}, {len(items)} images, weights {p.weights}")
         run_sam_shard(
-            items=[(i, Path(path)) for i, path in p.images],
+            items=items,
             model_path=Path(smk.input.weights),
             arch=weight.arch,
             settings=p.spec["settings"]["sam"],
@@ -134,11 +136,12 @@ def make_tiny_job(clip_path: str, sam_path: str, seed: int, log_path: str) -> No
 
 
 def _job_plan(smk: Any, stage: str):
-    """Rebuild the plan inside the job and check its key agrees with the one Snakemake scheduled."""
+    """The job's dataset plan, read from the dataset index (never rebuilt here, only this dataset's header
+    and the rows the job asks for), and a check that its key agrees with the one Snakemake scheduled."""
     from fmwsss.pipeline.config import Config
     from fmwsss.pipeline.plan import Plan
 
-    ds = Plan(Config(smk.config)).get(smk.wildcards.dataset)
+    ds = Plan(Config(smk.config), refresh=False).get(smk.wildcards.dataset)
     if ds.keys[stage] != smk.wildcards.key:
         raise RuntimeError(
             f"{stage}: key computed inside the job ({ds.keys[stage]}) differs from the scheduled "
@@ -216,7 +219,7 @@ def cams_dump(smk: Any, stage: str) -> None:
         final = Path(smk.output.shard)
         clean_stale_temps(final.parent)
         caa = ds.settings[section]["caa"]
-        items = [(i, ds.dataset.image_path(i), ds.dataset.tags(i)) for i in ds.shards[final.stem]]
+        items = [(i, ds.dataset.image_path(i), ds.dataset.tags(i)) for i in ds.shard_ids(final.stem)]
         log(f"{stage}: shard {final.stem} of {ds.name}, {len(items)} images")
         dump_cams(
             items, smk.input.weights, _prompts_source(getattr(smk.input, prompts_stage)), caa_settings(caa),
@@ -252,7 +255,7 @@ def seeds_shard(smk: Any, stage: str) -> None:
         section = ds.settings[stage]
         final = Path(smk.output.shard)
         clean_stale_temps(final.parent)
-        ids = ds.shards[final.stem]
+        ids = ds.shard_ids(final.stem)
         sam = SamShardReader(_store_dir(smk.input.sam_masks) / final.name)
         cams = CamShardReader(_store_dir(getattr(smk.input, cams_stage)) / final.name)
         with GroupShardWriter(Path(smk.params.partial) / final.name, final, section) as writer:

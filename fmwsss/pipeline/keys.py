@@ -1,8 +1,8 @@
 """Content-addressed stage keys.
 
 key = sha256 over the canonical JSON of (stage name, stage version constant, the stage's settings after
-defaults, upstream stage keys, identity of raw inputs: image-list digest and the declared sha256 of every
-weight file), first 16 hex. The same canonical ``spec`` dict is what the job receives and what it writes to
+defaults, upstream stage keys, identity of raw inputs: the dataset digests the stage reads, from the dataset
+index header, and the declared sha256 of every weight file), first 16 hex. The same canonical ``spec`` dict is what the job receives and what it writes to
 ``spec.json``, so a key can always be traced back to the exact settings that made it.
 """
 from __future__ import annotations

@@ -2,21 +2,23 @@
 
 This is the only fmwsss object the Snakefile holds. Everything here must be cheap (it runs on every dry
 run and inside every cluster job) and deterministic (keys are recomputed inside each job and must agree):
-no absolute paths, host names, dates or devices in keys; image lists are read, image bytes are not.
+no absolute paths, host names, dates or devices in keys. A dataset is opened only when one of its targets
+is planned (a ``results/demo/`` target never reads the VOC or COCO sources), and only through its index
+(``fmwsss.data.index``): the main Snakemake process refreshes it (``refresh=True``), jobs only read it.
 A dataset that cannot be opened (root not set, missing folder) is recorded, and the error is raised only
 when one of its targets is requested.
 """
 from __future__ import annotations
 
-import hashlib
 import os
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from fmwsss.pipeline.config import Config
 from fmwsss.pipeline.keys import stage_key
-from fmwsss.pipeline.stages import ALIASES, PRODUCTS, STAGES
+from fmwsss.pipeline.stages import ALIASES, DATASET_INPUTS, PRODUCTS, STAGES
 
 RESULTS = "results"
 
@@ -29,33 +31,68 @@ class DatasetUnavailable(RuntimeError):
 class DatasetPlan:
     name: str
     settings: dict[str, Any]
-    dataset: Any = None  # fmwsss.data.Dataset, or None when unavailable
+    dataset: Any = None  # fmwsss.data.index.DatasetIndex (the Dataset read interface), or None when unavailable
     error: str | None = None
-    shards: dict[str, list[str]] = field(default_factory=dict)
+    shards: dict[str, range] = field(default_factory=dict)  # shard name -> positions in the sorted id list
     keys: dict[str, str] = field(default_factory=dict)
     specs: dict[str, dict] = field(default_factory=dict)
 
+    def shard_ids(self, shard: str) -> list[str]:
+        """The ids of one shard (reads only that shard's rows of the index)."""
+        if shard not in self.shards:
+            raise DatasetUnavailable(f"{self.name}: no shard {shard!r} (shards: {', '.join(self.shards)})")
+        positions = self.shards[shard]
+        return self.dataset.ids_range(positions.start, positions.stop)
 
-def _dataset_identity(dataset) -> dict[str, str]:
-    from fmwsss.data.shards import ids_digest
 
-    names = hashlib.sha256("\n".join(dataset.class_names).encode()).hexdigest()[:16]
-    return {"dataset_type": dataset.type, "ids": ids_digest(dataset.ids), "class_names": names}
+def stage_inputs(digests: dict[str, str], dataset_type: str, stage: str) -> dict[str, str]:
+    """The dataset identity a stage's key hashes: type, ids, class names, and the inputs it reads."""
+    found = {"dataset_type": dataset_type, "ids": digests["ids"], "class_names": digests["class_names"]}
+    found.update({name: digests[name] for name in DATASET_INPUTS[stage]})
+    return found
+
+
+class _LazyPlans(Mapping):
+    """Dataset name -> DatasetPlan, opened on first access; iterating lists names without opening any."""
+
+    def __init__(self, plan: "Plan"):
+        self._plan = plan
+        self._done: dict[str, DatasetPlan] = {}
+
+    def __getitem__(self, name: str) -> DatasetPlan:
+        if name not in self._done:
+            entry = self._plan.config.datasets[name]  # KeyError for unknown names, as a dict would
+            self._done[name] = self._plan._plan_dataset(name, entry)
+        return self._done[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._plan.config.datasets)
+
+    def __len__(self) -> int:
+        return len(self._plan.config.datasets)
 
 
 class Plan:
-    """Keys, shards and paths of every configured dataset."""
+    """Keys, shards and paths of every configured dataset, each opened when first asked for.
 
-    def __init__(self, config: dict | Config):
+    ``refresh``: build or refresh a dataset's index when opening it (the main Snakemake process and the
+    ``fmwsss`` command); False inside jobs, which only read it and fail naming the command to run when it
+    is missing or stale.
+    """
+
+    def __init__(self, config: dict | Config, *, refresh: bool = True, results: str = RESULTS, log=None):
+        from fmwsss.data.index import stderr_log
+
         self.config = config if isinstance(config, Config) else Config(config)
-        self.datasets: dict[str, DatasetPlan] = {}
-        for name, entry in self.config.datasets.items():
-            self.datasets[name] = self._plan_dataset(name, entry)
+        self.refresh = refresh
+        self.results = results
+        self.log = log or stderr_log
+        self.datasets: Mapping[str, DatasetPlan] = _LazyPlans(self)
 
     # -- construction -------------------------------------------------------------------------------
     def _plan_dataset(self, name: str, entry: dict) -> DatasetPlan:
-        from fmwsss.data import open_dataset
-        from fmwsss.data.shards import shard_ids, shard_name
+        from fmwsss.data.index import index_path, open_index, refresh_index
+        from fmwsss.data.shards import shard_name
         from fmwsss.models.weights import weight_identity
 
         plan = DatasetPlan(name=name, settings=self.config.settings(name))
@@ -65,16 +102,21 @@ class Plan:
                 f"{entry['type']} data (see README, 'Adding a dataset')"
             )
             return plan
+        path = index_path(self.results, name)
         try:
-            plan.dataset = open_dataset(entry["type"], Path(entry["root"]), name=name, **entry["options"])
+            if self.refresh:
+                plan.dataset = refresh_index(path, name, entry, self.log)
+            else:
+                plan.dataset = open_index(path, name, entry)
         except (OSError, ValueError) as exc:
             plan.error = f"datasets.{name} (root {entry['root']!r}): {exc}"
             return plan
         size = plan.settings["data"]["shard_size"]
-        plan.shards = {shard_name(i): ids for i, ids in enumerate(shard_ids(plan.dataset.ids, size))}
-        identity = _dataset_identity(plan.dataset)
+        n = plan.dataset.num_ids
+        plan.shards = {shard_name(i): range(start, min(start + size, n)) for i, start in enumerate(range(0, n, size))}
+        digests = plan.dataset.digests
         for stage in STAGES.values():
-            inputs = dict(identity)
+            inputs = stage_inputs(digests, plan.dataset.type, stage.name)
             inputs.update({f"weights.{w}": weight_identity(plan.settings["models"][w]) for w in stage.weights})
             sections = {s: plan.settings[s] for s in stage.sections}
             sections.update({f"models.{w}": plan.settings["models"][w] for w in stage.weights})
@@ -123,13 +165,6 @@ class Plan:
             return self.spec_path(dataset, stage)
         return f"{self.store(dataset, stage)}/{PRODUCTS[stage]}"
 
-    def items(self, dataset: str, shard: str) -> list[tuple[str, str]]:
-        """(image id, image path) of one shard, as plain strings for a job's params."""
-        plan = self.get(dataset)
-        if shard not in plan.shards:
-            raise DatasetUnavailable(f"{dataset}: no shard {shard!r} (shards: {', '.join(plan.shards)})")
-        return [(i, str(plan.dataset.image_path(i))) for i in plan.shards[shard]]
-
     def weight_file(self, dataset: str, role: str) -> str:
         from fmwsss.models.weights import get_weight, weights_dir
 
@@ -142,7 +177,7 @@ class Plan:
         return f"store/{ALIASES[alias]}/{self.key(dataset, ALIASES[alias])}"
 
     def reachable(self) -> set[tuple[str, str, str]]:
-        """(dataset, stage, key) of every current store entry of every openable dataset."""
+        """(dataset, stage, key) of every current store entry of every openable dataset (opens them all)."""
         return {
             (name, stage, key)
             for name, plan in self.datasets.items()

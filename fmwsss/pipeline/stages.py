@@ -47,6 +47,22 @@ STAGES: dict[str, Stage] = {
     )
 }
 
+# The dataset inputs each stage reads, by header digest of fmwsss.data.index (docs/architecture.md has the
+# table): ``images``/``tags``/``gt`` over the run's ids, ``val_*`` over the val split. Scoring (the finalize
+# of the CAM and seed stages, deeplab_eval) reads the ground truth. Every stage also hashes the dataset type,
+# the id list and the class names.
+DATASET_INPUTS: dict[str, tuple[str, ...]] = {
+    "sam_masks": ("images",),
+    "prompts_cls_train": ("images", "tags"),
+    "cams_coarse_dump": ("images", "tags", "gt"),
+    "seeds_coarse": ("tags", "gt"),
+    "prompts_seg_train": ("images", "tags"),
+    "cams_fine_dump": ("images", "tags", "gt"),
+    "seeds_fine": ("tags", "gt"),
+    "deeplab_train": ("images", "val_ids"),
+    "deeplab_eval": ("val_ids", "val_images", "val_gt"),
+}
+
 ALIASES: dict[str, str] = {s.alias: s.name for s in STAGES.values() if s.alias}
 
 # The product each unsharded stage writes besides spec.json (the rule's declared output).

@@ -120,7 +120,7 @@ def test_changed_sam_setting_reruns_sam_only_and_revert_repoints_alias(demo_run,
     assert (wd.path / f"results/demo/store/sam_masks/{new_key}/spec.json").is_file()
 
 
-def test_key_dependencies_follow_the_stage_graph(voc_sample):
+def test_key_dependencies_follow_the_stage_graph(voc_sample, tmp_path):
     raw = yaml.safe_load((ROOT / "config.yaml").read_text())
     raw["datasets"] = {"demo": raw["datasets"]["demo"]}
     raw["datasets"]["demo"]["root"] = str(voc_sample)
@@ -128,7 +128,7 @@ def test_key_dependencies_follow_the_stage_graph(voc_sample):
     def keys(mutate):
         cfg = yaml.safe_load(yaml.safe_dump(raw))
         mutate(cfg["presets"]["demo"])
-        return Plan(cfg).datasets["demo"].keys
+        return Plan(cfg, results=str(tmp_path)).datasets["demo"].keys
 
     base = keys(lambda p: None)
     changed = {
@@ -153,7 +153,7 @@ def test_key_dependencies_follow_the_stage_graph(voc_sample):
     # Speed knobs never move a key.
     runtime = yaml.safe_load(yaml.safe_dump(raw))
     runtime["runtime"].update(sam_memory_gb=6.0, sam_points_per_batch=16, sam_encoder_batch=1, sam_postprocess_chunk=8)
-    assert Plan(runtime).datasets["demo"].keys == base
+    assert Plan(runtime, results=str(tmp_path)).datasets["demo"].keys == base
 
 
 def _wait_for(pattern: str, folder: Path, timeout: float) -> Path:

@@ -26,14 +26,6 @@ def upstream_of(stage):
     return inputs
 
 
-def shard_images(w):
-    return [path for _, path in PLAN.items(w.dataset, w.shard)]
-
-
-def shard_items(w):
-    return PLAN.items(w.dataset, w.shard)
-
-
 def spec_of(stage):
     return lambda w: PLAN.get(w.dataset).specs[stage]
 

@@ -4,7 +4,6 @@
 rule sam_masks:
     input:
         unpack(upstream_of("sam_masks")),
-        images=shard_images,
     output:
         shard="results/{dataset}/store/sam_masks/{key}/{shard}.h5",
     log:
@@ -13,10 +12,8 @@ rule sam_masks:
         "results/{dataset}/benchmarks/sam_masks/{key}/{shard}.tsv"
     params:
         spec=spec_of("sam_masks"),
-        images=shard_items,
         partial=partial_of("sam_masks"),
         weights=weights_name("sam"),
-        dataset=lambda w: w.dataset,
     threads: 4
     resources:
         gpu=1,
