@@ -21,8 +21,6 @@ CUDA device every row prints ``not run: no CUDA device``. Exit status 1 if a row
 from __future__ import annotations
 
 import argparse
-import importlib
-import os
 import sys
 import tempfile
 import time
@@ -34,9 +32,6 @@ import numpy as np
 import torch
 
 GIB = 1 << 30
-#: Where the multi-GPU row looks for the device-slot function (``module:function``); the lead wires the name
-#: of the function that ``fmwsss/devices.py`` ends up exporting.
-SLOT_FUNCTION = os.environ.get("FMWSSS_SLOT_FUNCTION", "fmwsss.devices:device_slots")
 
 
 @dataclass(frozen=True)
@@ -214,6 +209,10 @@ def deeplab_row(sizes: Sizes, device: torch.device) -> None:
 
 
 def slots_row() -> None:
+    """Each visible GPU runs a matmul, then as many slots as GPUs are taken at once (as concurrent jobs do):
+    they must land on distinct GPUs, and the Snakemake ``gpu`` resource must equal the GPU count."""
+    from fmwsss.gpu_slots import acquire_slot, gpu_resource, visible_gpus
+
     count = torch.cuda.device_count()
     if count < 2:
         emit("multi-gpu slots", f"not run: {count} CUDA device(s) visible, the check needs 2 or more")
@@ -221,14 +220,16 @@ def slots_row() -> None:
     for index in range(count):
         a = torch.randn(256, 256, device=f"cuda:{index}")
         assert torch.isfinite(a @ a).all(), f"cuda:{index}: matmul gave non-finite values"
-    module_name, _, function_name = SLOT_FUNCTION.partition(":")
-    try:
-        function = getattr(importlib.import_module(module_name), function_name)
-    except (ImportError, AttributeError):
-        emit("multi-gpu slots", f"{count} devices each ran a matmul; slot check not run: {SLOT_FUNCTION} does not "
-                                f"exist yet (set FMWSSS_SLOT_FUNCTION=module:function)")
-        return
-    emit("multi-gpu slots", f"{count} devices each ran a matmul; {SLOT_FUNCTION}() -> {function()!r}")
+    names = visible_gpus()
+    with tempfile.TemporaryDirectory() as tmp:
+        slots = [acquire_slot(names, Path(tmp)) for _ in names]
+        taken = sorted(slot.index for slot in slots)
+        for slot in slots:
+            slot.release()
+    distinct = taken == list(range(len(names)))
+    emit("multi-gpu slots", f"{count} devices each ran a matmul; gpu resource {gpu_resource()}; {len(names)} "
+                            f"concurrent slots -> cuda:{taken} ({'distinct' if distinct else 'NOT DISTINCT'})")
+    assert distinct and gpu_resource() == count, "GPU slots or the gpu resource disagree with the visible GPUs"
 
 
 def main() -> int:

@@ -12,7 +12,7 @@
 # `make gpu-wheels`): every wheel whose distribution the python does not have is installed with
 # `pip install --no-index --no-deps --target benchmarks/.gpu-deps` and put on PYTHONPATH; fmwsss itself is
 # used from this checkout. Knobs: PYTHON (default python3), GPU_WHEELS, GPU_DEPS_DIR, GPU_SUITE_TIMEOUT
-# (seconds, default 300), FMWSSS_SLOT_FUNCTION (module:function of the device-slot check).
+# (seconds, default 300).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
