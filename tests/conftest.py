@@ -49,3 +49,12 @@ def load_rgb():
     from fmwsss.data.images import load_rgb
 
     return load_rgb
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory):
+    """The suite's one end-to-end run of the tiny pipeline (tests/workflow/conftest.py), shared by every test
+    that reads a finished run: workflow tests and the benchmarks' smoke runs."""
+    from tests.workflow.conftest import run_demo
+
+    return run_demo(tmp_path_factory)

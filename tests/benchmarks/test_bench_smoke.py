@@ -32,6 +32,10 @@ EXPECTED_ROWS = {
         r"^\S+ +\d+x\d+ +20 +\d+ +[\d.]+ +[\d.]+ +[\d.]+x$",
         r"^total: loop \d+ ms, vectorised \d+ ms on cpu -> [\d.]+x \(identical seeds on all 2 images\)$",
     ],
+    "bench_report.py": [
+        r"ratio cold / warm CPU",
+        r"VOC train_aug \(10582 images\)",
+    ],
     "bench_sam_generator.py": [
         r"^model tiny on cpu, 1 images, 4x4 points, 0 crop layer\(s\), autocast none$",
         r"^stock SamAutomaticMaskGenerator +[\d.]+ images/s",
@@ -54,10 +58,15 @@ def test_benchmarks_are_discovered():
     assert {p.name for p in SCRIPTS} >= set(EXPECTED_ROWS), "a known benchmark script disappeared"
 
 
+#: Benchmarks that measure a finished run: they get the suite's shared session run (read only).
+NEEDS_RUN = {"bench_report.py"}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("script", SCRIPTS, ids=[p.name for p in SCRIPTS])
-def test_benchmark_smoke(script: Path, voc_sample):
-    result = run_smoke([sys.executable, str(script), "--smoke"])
+def test_benchmark_smoke(script: Path, voc_sample, request):
+    extra = ["--workdir", str(request.getfixturevalue("demo_run").path)] if script.name in NEEDS_RUN else []
+    result = run_smoke([sys.executable, str(script), "--smoke", *extra])
     assert result.returncode == 0, f"{script.name} --smoke exited {result.returncode}:\n{result.stderr[-3000:]}"
     lines = result.stdout.splitlines()
     assert lines, f"{script.name} --smoke printed nothing"

@@ -207,7 +207,7 @@ def _custom_dataset(root: Path, voc_folder: Path, voc) -> Path:
     return root
 
 
-def test_seeding_entry_point_never_paints_an_untagged_class(voc8, tmp_path):
+def test_seeding_entry_point_never_paints_an_untagged_class(voc8, tmp_path, monkeypatch):
     """(d) A CAM shard that also holds a strong map (x100 on the GT background) of a class the image is not
     tagged with, run through the ``seeds_fine`` job (``seeds_shard`` with a stand-in ``snakemake`` object):
     the seeds never contain that class, and equal SAMS on the tagged maps alone. Unfiltered, the intruder
@@ -225,8 +225,10 @@ def test_seeding_entry_point_never_paints_an_untagged_class(voc8, tmp_path):
     root = _custom_dataset(tmp_path / "data", sample_dir("voc_sample"), voc3)
     raw = yaml.safe_load((Path(__file__).resolve().parents[2] / "config.yaml").read_text())
     raw["datasets"] = {"t": {"type": "custom", "root": str(root), "preset": "demo", "options": {"tags": "tags.json"}}}
+    monkeypatch.chdir(tmp_path)  # the dataset index lives under results/ of the working directory
     ds = Plan(Config(raw)).get("t")
-    (shard, ids), = ds.shards.items()
+    (shard,) = ds.shards
+    ids = ds.shard_ids(shard)
     rng = np.random.default_rng(3)
     sam_dir, cam_dir, out_dir = tmp_path / "sam", tmp_path / "cams", tmp_path / "seeds"
     out_dir.mkdir()  # Snakemake creates a job's output folder

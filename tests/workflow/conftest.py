@@ -13,7 +13,6 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
 
 from tests.samples import sample_dir
 
@@ -77,8 +76,7 @@ def fetch_coco_sample(wd: Workdir) -> None:
     )
 
 
-@pytest.fixture(scope="session")
-def demo_run(tmp_path_factory) -> Workdir:
+def run_demo(tmp_path_factory) -> Workdir:
     """The tiny demo pipeline run once to results/demo/seeds and results/demo/deeplab, and, in the same
     Snakemake invocation, the coco preset on the COCO sample to results/coco_demo/seeds."""
     wd = make_workdir(tmp_path_factory.mktemp("demo_run"))

@@ -5,7 +5,6 @@ FMWSSS_REPORT_SHOTS names a folder, copied there."""
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import io
 import math
 import os
@@ -18,7 +17,7 @@ import pytest
 from fmwsss.cli.main import main
 from tests.report.webdriver import Browser
 
-from .conftest import ROOT, Workdir
+from .conftest import Workdir
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -128,13 +127,3 @@ def test_report_pages_in_headless_chromium(report_run, browser):
     _check_page(browser, (report / "gallery.html").as_uri() + f"?cls={cls}")
     tags = browser.run("return [...document.querySelectorAll('#gallery tbody tr')].map(r => r.children[1].textContent)")
     assert 0 < len(tags) <= len(ids) and all(name in t.split(", ") for t in tags)
-
-
-def test_bench_report_smoke(report_run, capsys):
-    spec = importlib.util.spec_from_file_location("bench_report", ROOT / "benchmarks/bench_report.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    with contextlib.chdir(report_run["wd"].path):
-        assert bench.main(["--smoke"]) == 0
-    out = capsys.readouterr().out
-    assert "ratio cold / warm CPU" in out and "VOC train_aug (10582 images)" in out, out
