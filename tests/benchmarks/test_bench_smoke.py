@@ -60,11 +60,17 @@ def test_benchmarks_are_discovered():
 
 #: Benchmarks that measure a finished run: they get the suite's shared session run (read only).
 NEEDS_RUN = {"bench_report.py"}
+#: Benchmarks whose --smoke run a dedicated test already makes (with stronger checks): not run twice.
+SMOKED_ELSEWHERE = {"bench_planning.py": REPO / "tests/benchmarks/test_bench_planning.py"}
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("script", SCRIPTS, ids=[p.name for p in SCRIPTS])
 def test_benchmark_smoke(script: Path, voc_sample, request):
+    if script.name in SMOKED_ELSEWHERE:
+        test = SMOKED_ELSEWHERE[script.name].read_text()
+        assert script.name in test and '"--smoke"' in test, f"{script.name}: its dedicated smoke test is gone"
+        return
     extra = ["--workdir", str(request.getfixturevalue("demo_run").path)] if script.name in NEEDS_RUN else []
     result = run_smoke([sys.executable, str(script), "--smoke", *extra])
     assert result.returncode == 0, f"{script.name} --smoke exited {result.returncode}:\n{result.stderr[-3000:]}"
