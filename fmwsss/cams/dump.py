@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -19,6 +19,7 @@ from fmwsss.cams.clip_wrapper import ClipCam, preprocess_native
 from fmwsss.cams.gradcam import softmax_gradcam
 from fmwsss.cams.shards import CamShardWriter
 from fmwsss.hooks import maybe_stall
+from fmwsss.io.shards import link_reused
 from fmwsss.prompts.learners import ZeroShotPrompts, load_prompts
 
 
@@ -46,47 +47,64 @@ def dump_cams(items: Sequence[tuple[str, str | os.PathLike, Sequence[int]]], cli
               prompts: str | os.PathLike | ZeroShot, caa: CaaSettings | None, partial_path: str | os.PathLike,
               final_path: str | os.PathLike, device: str | torch.device = "cpu",
               log: Callable[[str], None] = print, stage: str = "cams_coarse_dump", n_attn_layers: int = 8,
-              load_image: Callable[[Path], np.ndarray] | None = None) -> Path:
+              load_image: Callable[[Path], np.ndarray] | None = None,
+              reused: Mapping[str, tuple[str, str]] | None = None) -> Path:
     """Write the CAM shard for ``items`` = [(image id, image path, tags as class ids 1..C)].
 
     ``caa`` None skips the refinement (``cam_caa`` then holds the raw CAM, as COCO's fine stage wants).
 
     ``stage`` names the pipeline stage for the test stall hook (``cams_coarse_dump`` / ``cams_fine_dump``).
+    ``reused`` (image id -> (HDF5 file relative to the shard's folder, group)): images whose identical CAMs
+    another shard holds, linked instead of recomputed.
     """
+    load_image = load_image or _default_loader()
+    ids = [it[0] for it in items]
+    writer = CamShardWriter(partial_path, final_path, _shard_settings(caa, n_attn_layers, prompts))
+    try:
+        n_reused = link_reused(writer, reused or {})
+        done = writer.done
+        todo = [it for it in items if it[0] not in done]
+        if len(done) > n_reused:
+            log(f"[{stage}] resuming {partial_path}: {len(done)} images done, {len(todo)} to go")
+        if todo:
+            _compute(todo, writer, clip_path, prompts, caa, device, stage, n_attn_layers, load_image, len(done))
+        log(f"[{stage}] {Path(final_path).name}: {len(ids)} images: reused {n_reused}, computed {len(todo)}")
+        final = writer.finish(ids)
+    finally:
+        writer.close()
+    log(f"[{stage}] wrote {final}")
+    return final
+
+
+def _shard_settings(caa: CaaSettings | None, n_attn_layers: int, prompts: str | os.PathLike | ZeroShot) -> dict:
+    return {"caa": asdict(caa) if caa else None, "n_attn_layers": n_attn_layers,
+            "prompts": "zero-shot" if isinstance(prompts, ZeroShot) else str(prompts)}
+
+
+def _compute(todo: Sequence[tuple[str, str | os.PathLike, Sequence[int]]], writer: CamShardWriter,
+             clip_path: str | os.PathLike, prompts: str | os.PathLike | ZeroShot, caa: CaaSettings | None,
+             device: str | torch.device, stage: str, n_attn_layers: int, load_image: Callable[[Path], np.ndarray],
+             committed: int) -> None:
+    """CAMs of ``todo`` committed one by one (CLIP is loaded only when there is work)."""
     from fmwsss.models.clip import load_clip
 
-    load_image = load_image or _default_loader()
     clip_cam = ClipCam(load_clip(clip_path, device), n_attn_layers=n_attn_layers)
     head = build_text_head(clip_cam, prompts).to(device)
     with torch.no_grad():
         text = head.text_features(clip_cam).detach()
     n_fg = head.n_fg
-    settings = {"caa": asdict(caa) if caa else None, "n_attn_layers": n_attn_layers, "n_fg": n_fg,
-                "prompts": "zero-shot" if isinstance(prompts, ZeroShot) else str(prompts)}
-    writer = CamShardWriter(partial_path, final_path, settings)
-    try:
-        done = writer.done
-        todo = [it for it in items if it[0] not in done]
-        if done:
-            log(f"[{stage}] resuming {partial_path}: {len(done)} images done, {len(todo)} to go")
-        committed = len(done)
-        for image_id, path, tags in tqdm(todo, desc=stage, unit="img", mininterval=5):
-            rgb = load_image(Path(path))
-            classes = np.array(sorted(set(int(t) for t in tags)), np.int64)
-            if classes.size and (classes.min() < 1 or classes.max() > n_fg):
-                raise ValueError(f"image {image_id}: tags {classes.tolist()} outside 1..{n_fg}")
-            x = preprocess_native(rgb, clip_cam.patch_size)[None].to(device)
-            out = clip_cam.encode_image(x, need_attn=True)
-            present = torch.zeros(1, n_fg, dtype=torch.bool, device=device)
-            present[0, torch.as_tensor(classes - 1, device=device)] = True
-            cams = softmax_gradcam(out.act, clip_cam.logits(out.feat, text), present, out.grid).cams.detach()
-            refined = refine(cams, out.attn[0], caa) if caa else cams
-            writer.write_cams(image_id, cams.cpu().numpy(), refined.cpu().numpy(), classes,
-                         rgb.shape[0], rgb.shape[1], clip_cam.patch_size)
-            committed += 1
-            maybe_stall(stage, committed)
-        final = writer.finish([it[0] for it in items])
-    finally:
-        writer.close()
-    log(f"[{stage}] wrote {final} ({committed} images)")
-    return final
+    for image_id, path, tags in tqdm(todo, desc=stage, unit="img", mininterval=5):
+        rgb = load_image(Path(path))
+        classes = np.array(sorted(set(int(t) for t in tags)), np.int64)
+        if classes.size and (classes.min() < 1 or classes.max() > n_fg):
+            raise ValueError(f"image {image_id}: tags {classes.tolist()} outside 1..{n_fg}")
+        x = preprocess_native(rgb, clip_cam.patch_size)[None].to(device)
+        out = clip_cam.encode_image(x, need_attn=True)
+        present = torch.zeros(1, n_fg, dtype=torch.bool, device=device)
+        present[0, torch.as_tensor(classes - 1, device=device)] = True
+        cams = softmax_gradcam(out.act, clip_cam.logits(out.feat, text), present, out.grid).cams.detach()
+        refined = refine(cams, out.attn[0], caa) if caa else cams
+        writer.write_cams(image_id, cams.cpu().numpy(), refined.cpu().numpy(), classes,
+                          rgb.shape[0], rgb.shape[1], clip_cam.patch_size)
+        committed += 1
+        maybe_stall(stage, committed)

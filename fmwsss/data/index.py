@@ -550,6 +550,16 @@ class DatasetIndex:
             paint_from_recipe(zlib.decompress(found[0]), Path(gt), str(self.path))
         return Path(gt)
 
+    def image_digests(self, start: int, stop: int) -> dict[str, str]:
+        """Image content sha256 of the ids at positions ``start <= pos < stop`` (per-image result keys):
+        one query over the index, no image opened."""
+        rows = self._con.execute(
+            "SELECT images.id, files.sha256 FROM images JOIN files ON files.path = images.image "
+            "WHERE images.pos >= ? AND images.pos < ? ORDER BY images.pos",
+            (start, stop),
+        )
+        return dict(rows)
+
     def tags(self, id_: str) -> tuple[int, ...]:
         tags = self._row(id_)[2]
         if tags is None:

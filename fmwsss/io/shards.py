@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Mapping
 
 if TYPE_CHECKING:
     import numpy as np
@@ -67,6 +67,13 @@ class GroupShardWriter:
     def done(self) -> set[str]:
         return {k for k in self._file if not k.startswith(_TMP_PREFIX)}
 
+    def done_ids(self) -> set[str]:
+        return self.done
+
+    def link(self, image_id: str, filename: str, group: str) -> None:
+        """Commit one image as a link to its identical result in another shard (see ``link_reused``)."""
+        link_group(self._file, image_id, filename, group)
+
     def write(self, image_id: str, datasets: dict[str, "np.ndarray"], attrs: dict, compression: str | None = None):
         if image_id in self._file:
             raise ShardError(f"{self.partial_path}: image {image_id!r} already written")
@@ -103,3 +110,38 @@ def open_complete(path: str | os.PathLike):
 
     require_complete(path)
     return h5py.File(path, "r")
+
+
+def link_group(fh: Any, image_id: str, filename: str, group: str) -> None:
+    """Add ``image_id`` to the open shard ``fh`` as an HDF5 external link to ``group`` of ``filename``
+    (relative to the shard's folder: HDF5 resolves it from the linking file's folder, so the store may move).
+    Readers follow it transparently; nothing is copied and the linked file is never rewritten or touched."""
+    import h5py
+
+    if image_id in fh:
+        raise ShardError(f"{fh.filename}: image {image_id!r} already written")
+    fh[image_id] = h5py.ExternalLink(filename, "/" + group)
+    fh.flush()
+
+
+def link_reused(writer: Any, reused: Mapping[str, tuple[str, str]]) -> int:
+    """Link each reused image (``id -> (HDF5 file relative to the shard's folder, group)``) into the shard
+    ``writer`` (anything with ``done_ids()`` and ``link()``) unless a resumed job linked it already.
+
+    Returns how many of the shard's images are reused links.
+    """
+    done = writer.done_ids()
+    for image_id, (filename, group) in reused.items():
+        if image_id not in done:
+            writer.link(image_id, filename, group)
+    return len(reused)
+
+
+def external_target(fh: Any, image_id: str) -> tuple[str, str] | None:
+    """``(file, group)`` an image of an open shard links to, or None when the shard holds its bytes."""
+    import h5py
+
+    found = fh.get(image_id, getlink=True)
+    if isinstance(found, h5py.ExternalLink):
+        return found.filename, found.path.lstrip("/")
+    return None

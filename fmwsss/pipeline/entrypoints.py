@@ -82,6 +82,7 @@ def sam_masks(smk: Any) -> None:
         clean_stale_temps(final.parent)
         weight = get_weight(p.weights)
         items = [(i, ds.dataset.image_path(i)) for i in ds.shard_ids(final.stem)]
+        reused = _reusable(ds, "sam_masks", final, log)
         log(f"sam_masks: shard {final.stem} of {ds.name}, {len(items)} images, weights {p.weights}")
         run_sam_shard(
             items=items,
@@ -94,18 +95,51 @@ def sam_masks(smk: Any) -> None:
             speed=SamSpeed.from_runtime(runtime),
             num_workers=runtime["num_workers"],
             log=log,
+            reused=reused,
         )
 
 
-def finalize_job(shards: list[str], spec_path: str, spec: dict, wildcards: Any, log_path: str) -> None:
-    """Check every shard of a sharded stage is complete, then write spec.json (marks the entry done)."""
-    from fmwsss.io.shards import require_complete
+def _reusable(ds, stage: str, final: Path, log: Callable[[str], None]) -> dict[str, tuple[str, str]]:
+    """The shard's images whose identical result (same per-image key) a finished entry of the stage already
+    holds: image id -> (file relative to the shard's folder, group), for the writer to link."""
+    from fmwsss.pipeline.reuse import find_reusable, image_keys
 
+    positions = ds.shards[final.stem]
+    keys = image_keys(ds, stage, positions.start, positions.stop)
+    holders = find_reusable(final.parent.parent, final.parent.name, keys)
+    log(f"{stage}: shard {final.stem}: {len(holders)} of {len(keys)} images found in finished entries")
+    return {image_id: holder.link_target() for image_id, holder in holders.items()}
+
+
+def finish_entry(ds, stage: str, shards: Sequence[str], store: Path, key: str, spec: dict,
+                 log: Callable[[str], None]) -> None:
+    """Finish a sharded stage's entry: check its shards, write its manifest (per-image key -> holder),
+    spec.json with the entries it links into (``refs``, for gc), and the set link whole-set stages read."""
+    from fmwsss.io.shards import require_complete
+    from fmwsss.pipeline.plan import Plan
+    from fmwsss.pipeline.reuse import manifest_rows, point_set_link, write_manifest
+
+    for shard in shards:
+        require_complete(shard)
+    keys = image_keys_all(ds, stage)
+    refs = write_manifest(store, manifest_rows(key, shards, keys))
+    write_spec(store, key, spec, ds.name, refs=sorted(refs))
+    point_set_link(Path(Plan.set_link_path(store.parent, spec["set_key"])), store)
+    log(f"{stage}: {len(shards)} shards complete, {len(keys)} images in the manifest, links into "
+        f"{len(refs)} other entries; wrote {store / 'spec.json'}")
+
+
+def image_keys_all(ds, stage: str) -> dict[str, str]:
+    from fmwsss.pipeline.reuse import image_keys
+
+    return image_keys(ds, stage, 0, ds.dataset.num_ids)
+
+
+def finalize_job(plan: Any, shards: list[str], spec_path: str, spec: dict, wildcards: Any, log_path: str) -> None:
+    """Finish a sharded stage whose finalize does nothing else (sam_masks): see ``finish_entry``."""
     with job_log(log_path) as log:
-        for shard in shards:
-            require_complete(shard)
-        write_spec(Path(spec_path).parent, wildcards.key, spec, wildcards.dataset)
-        log(f"{spec['stage']}: {len(shards)} shards complete, wrote {spec_path}")
+        ds = plan.get(wildcards.dataset)
+        finish_entry(ds, spec["stage"], shards, Path(spec_path).parent, wildcards.key, spec, log)
 
 
 def alias_job(target: str, link: str, log_path: str) -> None:
@@ -220,11 +254,12 @@ def cams_dump(smk: Any, stage: str) -> None:
         clean_stale_temps(final.parent)
         caa = ds.settings[section]["caa"]
         items = [(i, ds.dataset.image_path(i), ds.dataset.tags(i)) for i in ds.shard_ids(final.stem)]
+        reused = _reusable(ds, stage, final, log)
         log(f"{stage}: shard {final.stem} of {ds.name}, {len(items)} images")
         dump_cams(
             items, smk.input.weights, _prompts_source(getattr(smk.input, prompts_stage)), caa_settings(caa),
             Path(smk.params.partial) / final.name, final, device=device,
-            log=log, stage=stage, n_attn_layers=caa["last_n_layers"],
+            log=log, stage=stage, n_attn_layers=caa["last_n_layers"], reused=reused,
         )
 
 
@@ -243,7 +278,7 @@ def tagged_maps(maps: "np.ndarray", classes: "np.ndarray", tags: Sequence[int]) 
 def seeds_shard(smk: Any, stage: str) -> None:
     """One shard of seeds: SAMS (or the argmax baseline) on the SAM masks and the refined CAMs."""
     from fmwsss.cams.shards import CamShardReader
-    from fmwsss.io.shards import GroupShardWriter
+    from fmwsss.io.shards import GroupShardWriter, link_reused
     from fmwsss.hooks import maybe_stall
     from fmwsss.sam.shards import SamShardReader
     from fmwsss.seeding import seed_image
@@ -256,13 +291,16 @@ def seeds_shard(smk: Any, stage: str) -> None:
         final = Path(smk.output.shard)
         clean_stale_temps(final.parent)
         ids = ds.shard_ids(final.stem)
-        sam = SamShardReader(_store_dir(smk.input.sam_masks) / final.name)
-        cams = CamShardReader(_store_dir(getattr(smk.input, cams_stage)) / final.name)
+        reused = _reusable(ds, stage, final, log)
+        position = {image_id: n for n, image_id in enumerate(ids, start=1)}
         with GroupShardWriter(Path(smk.params.partial) / final.name, final, section) as writer:
+            n_reused = link_reused(writer, reused)
             done = writer.done
-            for n, image_id in enumerate(ids, start=1):
-                if image_id in done:
-                    continue
+            todo = [i for i in ids if i not in done]
+            if todo:
+                sam = SamShardReader(_store_dir(smk.input.sam_masks) / final.name)
+                cams = CamShardReader(_store_dir(getattr(smk.input, cams_stage)) / final.name)
+            for image_id in todo:
                 tic = time.perf_counter()
                 cam = cams.read(image_id)
                 size = (cam.height, cam.width)
@@ -270,9 +308,10 @@ def seeds_shard(smk: Any, stage: str) -> None:
                 masks = sam.read(image_id) if section["method"] == "sams" else None
                 labels = seed_image(section, maps, classes, size, masks, device=device)
                 writer.write(image_id, {"labels": labels}, {}, compression="gzip")
-                log(f"{stage}: image {n}/{len(ids)} {image_id} -> classes {sorted(set(labels.ravel().tolist()) - {0})} "
-                    f"({time.perf_counter() - tic:.2f} s)")
+                log(f"{stage}: image {position[image_id]}/{len(ids)} {image_id} -> classes "
+                    f"{sorted(set(labels.ravel().tolist()) - {0})} ({time.perf_counter() - tic:.2f} s)")
                 maybe_stall(stage, len(writer.done))
+            log(f"{stage}: {final.name}: {len(ids)} images: reused {n_reused}, computed {len(todo)}")
             writer.finish(ids)
         log(f"{stage}: wrote {final}")
 
@@ -307,6 +346,22 @@ def _evaluate(dataset, predictions, log, scores_path: Path) -> dict:
     return {"ground_truth": True, **metrics_to_json(metrics, names, split)}
 
 
+def _link_reused_png(fh: Any, image_id: str, store: Path, png: Path) -> bool:
+    """Hard-link the PNG of a reused seed from the entry that computed it (stored once, its mtime kept);
+    False when the image was computed here or the holder's PNG is gone (then the caller writes it)."""
+    from fmwsss.io.shards import external_target
+
+    target = external_target(fh, image_id)
+    if target is None:
+        return False
+    source = store / Path(target[0]).parent / f"{target[1]}.png"
+    if not source.is_file():
+        return False
+    png.unlink(missing_ok=True)
+    os.link(source, png)
+    return True
+
+
 def seeds_gather(smk: Any, stage: str) -> None:
     """Gather a seed stage's shards into VOC-palette PNGs + metrics.json; spec.json last marks it done."""
     from fmwsss.data.palette import palette_for, save_label_png
@@ -323,12 +378,14 @@ def seeds_gather(smk: Any, stage: str) -> None:
                 with open_complete(shard) as fh:
                     for image_id in fh:
                         labels = fh[image_id]["labels"][()]
-                        save_label_png(store / f"{image_id}.png", labels, palette)
+                        png = store / f"{image_id}.png"
+                        if not _link_reused_png(fh, image_id, store, png):
+                            save_label_png(png, labels, palette)
                         yield image_id, labels
 
         metrics = _evaluate(ds.dataset, predictions(), log, store / "scores.json")
         atomic_write_json(store / "metrics.json", {"stage": stage, **metrics})
-        write_spec(store, smk.wildcards.key, smk.params.spec, smk.wildcards.dataset)
+        finish_entry(ds, stage, smk.input.shards, store, smk.wildcards.key, smk.params.spec, log)
         log(f"{stage}: {len(ds.dataset.ids)} PNGs and metrics.json in {store}")
 
 
@@ -356,7 +413,7 @@ def cams_gather(smk: Any, stage: str) -> None:
             log(f"{stage}: {kind} scored by argmax with background power {power}")
             report[kind] = _evaluate(ds.dataset, predictions(), log, store / f"scores_{kind}.json")
         atomic_write_json(store / "metrics.json", report)
-        write_spec(store, smk.wildcards.key, smk.params.spec, smk.wildcards.dataset)
+        finish_entry(ds, stage, smk.input.shards, store, smk.wildcards.key, smk.params.spec, log)
 
 
 def _segmenter_splits(dataset) -> tuple[list[str], list[str]]:

@@ -16,11 +16,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fmwsss.data.shards import shard_name
 from fmwsss.pipeline.config import Config
-from fmwsss.pipeline.keys import stage_key
+from fmwsss.pipeline.keys import image_spec_key, stage_key
 from fmwsss.pipeline.stages import ALIASES, DATASET_INPUTS, PRODUCTS, STAGES
 
 RESULTS = "results"
+
+# Settings sections that only lay out jobs: in a sharded stage's entry key, never in its set or per-image keys.
+LAYOUT_SECTIONS = frozenset({"data"})
+# Key inputs that describe the whole id set: in entry and set keys, never in a per-image key (which hashes the
+# image's own content digest and tags instead).
+SET_DIGESTS = frozenset({"ids", "images", "tags", "gt", "val_ids", "val_images", "val_gt"})
+# What spec.json holds of the hashed spec (other fields are bookkeeping: key, dataset, version, refs, files).
+SPEC_FIELDS = ("stage", "version", "settings", "upstream", "inputs", "set_key")
 
 
 class DatasetUnavailable(RuntimeError):
@@ -34,8 +43,10 @@ class DatasetPlan:
     dataset: Any = None  # fmwsss.data.index.DatasetIndex (the Dataset read interface), or None when unavailable
     error: str | None = None
     shards: dict[str, range] = field(default_factory=dict)  # shard name -> positions in the sorted id list
-    keys: dict[str, str] = field(default_factory=dict)
+    keys: dict[str, str] = field(default_factory=dict)  # entry keys: the store folder of each stage
     specs: dict[str, dict] = field(default_factory=dict)
+    set_keys: dict[str, str] = field(default_factory=dict)  # layout-independent keys (= entry key if unsharded)
+    image_specs: dict[str, str] = field(default_factory=dict)  # sharded stages: the per-image keys' constant part
 
     def shard_ids(self, shard: str) -> list[str]:
         """The ids of one shard (reads only that shard's rows of the index)."""
@@ -43,6 +54,16 @@ class DatasetPlan:
             raise DatasetUnavailable(f"{self.name}: no shard {shard!r} (shards: {', '.join(self.shards)})")
         positions = self.shards[shard]
         return self.dataset.ids_range(positions.start, positions.stop)
+
+
+@dataclass(frozen=True)
+class EntryView:
+    """One store entry as the rules see it: its key, hashed spec, shard names and upstream keys."""
+
+    key: str
+    spec: dict
+    shards: tuple[str, ...]
+    upstream: dict[str, str]
 
 
 def stage_inputs(digests: dict[str, str], dataset_type: str, stage: str) -> dict[str, str]:
@@ -88,11 +109,11 @@ class Plan:
         self.results = results
         self.log = log or stderr_log
         self.datasets: Mapping[str, DatasetPlan] = _LazyPlans(self)
+        self._specs: dict[tuple[str, str, str], dict | None] = {}
 
     # -- construction -------------------------------------------------------------------------------
     def _plan_dataset(self, name: str, entry: dict) -> DatasetPlan:
         from fmwsss.data.index import index_path, open_index, refresh_index
-        from fmwsss.data.shards import shard_name
         from fmwsss.models.weights import weight_identity
 
         plan = DatasetPlan(name=name, settings=self.config.settings(name))
@@ -120,10 +141,23 @@ class Plan:
             inputs.update({f"weights.{w}": weight_identity(plan.settings["models"][w]) for w in stage.weights})
             sections = {s: plan.settings[s] for s in stage.sections}
             sections.update({f"models.{w}": plan.settings["models"][w] for w in stage.weights})
-            upstream = {u: plan.keys[u] for u in stage.upstream}
-            plan.keys[stage.name], plan.specs[stage.name] = stage_key(
-                stage.name, stage.version, sections, upstream, inputs
-            )
+            result_sections = {s: v for s, v in sections.items() if s not in LAYOUT_SECTIONS}
+            set_upstream = {u: plan.set_keys[u] for u in stage.upstream}
+            set_key, _ = stage_key(stage.name, stage.version, result_sections, set_upstream, inputs)
+            if stage.sharded:
+                # The entry (folder) of a sharded stage reads the entries of its upstream of the same layout.
+                upstream = {u: plan.keys[u] for u in stage.upstream}
+                key, spec = stage_key(stage.name, stage.version, sections, upstream, inputs)
+                plan.specs[stage.name] = {**spec, "set_key": set_key}
+                plan.image_specs[stage.name] = image_spec_key(
+                    stage.name, stage.version, result_sections,
+                    {u: set_upstream[u] for u in stage.upstream if not STAGES[u].sharded},
+                    {k: v for k, v in inputs.items() if k not in SET_DIGESTS},
+                )
+            else:
+                key, plan.specs[stage.name] = stage_key(stage.name, stage.version, sections, set_upstream, inputs)
+                set_key = key
+            plan.keys[stage.name], plan.set_keys[stage.name] = key, set_key
         return plan
 
     # -- lookups used by rules ----------------------------------------------------------------------
@@ -138,13 +172,58 @@ class Plan:
 
     def check_key(self, dataset: str, stage: str, key: str) -> None:
         """Refuse to build a store entry that is not the current config's (old variants are kept, not rebuilt)."""
-        current = self.key(dataset, stage)
-        if key != current:
+        self.entry(dataset, stage, key)
+
+    def entry(self, dataset: str, stage: str, key: str) -> "EntryView":
+        """The current entry of ``stage``, or a complete entry of the same set (another shard layout) that a
+        whole-set stage reads through the set's link; any other key is refused, naming the current one."""
+        plan = self.get(dataset)
+        if key == plan.keys[stage]:
+            return EntryView(key, plan.specs[stage], tuple(plan.shards), plan.specs[stage]["upstream"])
+        spec = self._complete_spec(dataset, stage, key)
+        if spec is None or not STAGES[stage].sharded or spec.get("set_key") != plan.set_keys[stage]:
             raise DatasetUnavailable(
-                f"results/{dataset}/store/{stage}/{key} is not the current variant (current key {current}); "
-                f"its spec.json records the settings that made it. Old variants are kept but cannot be "
-                f"rebuilt without restoring those settings in config.yaml."
+                f"results/{dataset}/store/{stage}/{key} is not the current variant (current key "
+                f"{plan.keys[stage]}); its spec.json records the settings that made it. Old variants are kept but "
+                f"cannot be rebuilt without restoring those settings in config.yaml."
             )
+        size = spec["settings"]["data"]["shard_size"]
+        shards = tuple(shard_name(i) for i in range(-(-plan.dataset.num_ids // size)))
+        return EntryView(key, spec, shards, spec["upstream"])
+
+    def _complete_spec(self, dataset: str, stage: str, key: str) -> dict | None:
+        """The hashed spec recorded in a finished entry's spec.json (None when the entry is not finished)."""
+        import json
+
+        cache_key = (dataset, stage, key)
+        if cache_key not in self._specs:
+            try:
+                recorded = json.loads(Path(self.store(dataset, stage, key), "spec.json").read_text())
+            except (OSError, ValueError):
+                recorded = None
+            self._specs[cache_key] = recorded and {f: recorded[f] for f in SPEC_FIELDS if f in recorded}
+        return self._specs[cache_key]
+
+    @staticmethod
+    def set_link_path(stage_dir: str | os.PathLike, set_key: str) -> Path:
+        """<stage dir>/sets/<set key>: a relative symlink to the first finished entry of that set."""
+        return Path(stage_dir) / "sets" / set_key
+
+    def set_link(self, dataset: str, stage: str) -> Path:
+        return self.set_link_path(f"{self.results}/{dataset}/store/{stage}", self.get(dataset).set_keys[stage])
+
+    def set_product(self, dataset: str, stage: str) -> str:
+        """What a whole-set stage reads of a sharded ``stage``: the finished entry the set link names (whatever
+        shard layout made it), else the current entry. A new shard size then moves no whole-set stage."""
+        link = self.set_link(dataset, stage)
+        if link.is_symlink():
+            key = os.readlink(link).rstrip("/").rsplit("/", 1)[-1]
+            entry = Path(self.store(dataset, stage, key))
+            if key != self.key(dataset, stage) and self._complete_spec(dataset, stage, key) is not None:
+                view = self.entry(dataset, stage, key)
+                if all((entry / f"{shard}.h5").is_file() for shard in view.shards):
+                    return self.product(dataset, stage, key)
+        return self.product(dataset, stage)
 
     def store(self, dataset: str, stage: str, key: str | None = None) -> str:
         return f"{RESULTS}/{dataset}/store/{stage}/{key or self.key(dataset, stage)}"
@@ -156,14 +235,14 @@ class Plan:
         return f"{self.store(dataset, stage)}/spec.json"
 
     def shard_paths(self, dataset: str, stage: str, key: str | None = None) -> list[str]:
-        plan = self.get(dataset)
-        return [f"{self.store(dataset, stage, key)}/{shard}.h5" for shard in plan.shards]
+        key = key or self.key(dataset, stage)
+        return [f"{self.store(dataset, stage, key)}/{shard}.h5" for shard in self.entry(dataset, stage, key).shards]
 
-    def product(self, dataset: str, stage: str) -> str:
-        """The file that marks a stage's current store entry as complete."""
+    def product(self, dataset: str, stage: str, key: str | None = None) -> str:
+        """The file that marks a stage's store entry (the current one by default) as complete."""
         if STAGES[stage].sharded:
-            return self.spec_path(dataset, stage)
-        return f"{self.store(dataset, stage)}/{PRODUCTS[stage]}"
+            return f"{self.store(dataset, stage, key)}/spec.json"
+        return f"{self.store(dataset, stage, key)}/{PRODUCTS[stage]}"
 
     def weight_file(self, dataset: str, role: str) -> str:
         from fmwsss.models.weights import get_weight, weights_dir
@@ -177,10 +256,18 @@ class Plan:
         return f"store/{ALIASES[alias]}/{self.key(dataset, ALIASES[alias])}"
 
     def reachable(self) -> set[tuple[str, str, str]]:
-        """(dataset, stage, key) of every current store entry of every openable dataset (opens them all)."""
-        return {
-            (name, stage, key)
-            for name, plan in self.datasets.items()
-            if not plan.error
-            for stage, key in plan.keys.items()
-        }
+        """(dataset, stage, key) of every store entry the current config needs (opens every dataset): the
+        current entries, the finished entries whole-set stages read through set links, and what those were
+        made from or link to (``fmwsss.pipeline.store.with_references``)."""
+        from fmwsss.pipeline.store import with_references
+
+        roots = set()
+        for name, plan in self.datasets.items():
+            if plan.error:
+                continue
+            roots.update((name, stage, key) for stage, key in plan.keys.items())
+            for stage in plan.image_specs:
+                link = self.set_link(name, stage)
+                if link.is_symlink():
+                    roots.add((name, stage, os.readlink(link).rstrip("/").rsplit("/", 1)[-1]))
+        return with_references(self.results, roots)

@@ -1,7 +1,9 @@
 """The content-addressed store on disk: spec.json, aliases, completion checks and garbage listing."""
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,10 +13,12 @@ from fmwsss import __version__
 from fmwsss.io.atomic import atomic_write_json
 
 
-def write_spec(store_dir: str | os.PathLike, key: str, spec: dict, dataset: str) -> Path:
-    """Write ``spec.json``: the hashed spec plus what is needed to read it (never a timestamp)."""
+def write_spec(store_dir: str | os.PathLike, key: str, spec: dict, dataset: str, refs: list[str] | None = None) -> Path:
+    """Write ``spec.json``: the hashed spec plus what is needed to read it (never a timestamp). ``refs``: the
+    other entries of the stage whose files this entry links to (reused per-image results; kept by gc)."""
     path = Path(store_dir) / "spec.json"
-    atomic_write_json(path, {"key": key, "dataset": dataset, "fmwsss_version": __version__, **spec})
+    extra = {"refs": refs} if refs is not None else {}
+    atomic_write_json(path, {"key": key, "dataset": dataset, "fmwsss_version": __version__, **spec, **extra})
     return path
 
 
@@ -56,14 +60,44 @@ def _tree_size(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink())
 
 
+_ENTRY = re.compile(r"(\.)?([0-9a-f]+)(\.partial)?")
+
+
 def store_entries(results: str | os.PathLike) -> Iterable[StoreEntry]:
-    """Every store entry (and leftover partial state) under ``results/*/store/*/``."""
+    """Every store entry (and leftover partial state) under ``results/*/store/*/`` (not the ``sets`` links)."""
     for stage_dir in sorted(Path(results).glob("*/store/*")):
         dataset, stage = stage_dir.parent.parent.name, stage_dir.name
         for entry in sorted(stage_dir.iterdir()):
-            partial = entry.name.startswith(".") and entry.name.endswith(".partial")
-            key = entry.name[1 : -len(".partial")] if partial else entry.name
-            yield StoreEntry(dataset, stage, key, entry, _tree_size(entry), partial)
+            found = _ENTRY.fullmatch(entry.name)
+            if not found or bool(found[1]) != bool(found[3]):
+                continue
+            yield StoreEntry(dataset, stage, found[2], entry, _tree_size(entry), bool(found[3]))
+
+
+def with_references(results: str | os.PathLike, roots: set[tuple[str, str, str]]) -> set[tuple[str, str, str]]:
+    """``roots`` plus every entry they need, read from spec.json (one small file per entry, never a
+    manifest): the upstream entries each was made from (an upstream set key counts through its set link)
+    and the entries whose files it links to (``refs``: reused per-image results)."""
+    results = Path(results)
+    found, todo = set(roots), list(roots)
+    while todo:
+        dataset, stage, key = todo.pop()
+        store = results / dataset / "store"
+        try:
+            spec = json.loads((store / stage / key / "spec.json").read_text())
+        except (OSError, ValueError):
+            continue
+        needed = [(stage, ref) for ref in spec.get("refs", [])]
+        for upstream, up_key in spec.get("upstream", {}).items():
+            link = store / upstream / "sets" / up_key
+            if link.is_symlink():
+                needed.append((upstream, os.readlink(link).rstrip("/").rsplit("/", 1)[-1]))
+            needed.append((upstream, up_key))
+        for item in ((dataset, s, k) for s, k in needed):
+            if item not in found and (store / item[1] / item[2]).is_dir():
+                found.add(item)
+                todo.append(item)
+    return found
 
 
 def unreachable_entries(results: str | os.PathLike, reachable: set[tuple[str, str, str]]) -> list[StoreEntry]:

@@ -15,6 +15,7 @@ from typing import Any, Iterable
 import h5py
 import numpy as np
 
+from fmwsss.io.shards import link_group
 from fmwsss.sam.encoding import pack_masks, unpack_masks
 from fmwsss.sam.types import ImageMasks
 
@@ -61,6 +62,10 @@ class SamShardWriter:
     def done_ids(self) -> set[str]:
         """Image ids committed so far."""
         return {name for name in self._file if not name.startswith(_TMP_PREFIX)}
+
+    def link(self, image_id: str, filename: str, group: str) -> None:
+        """Commit one image as a link to its identical masks in another shard (no bytes copied)."""
+        link_group(self._file, _check_id(image_id), filename, group)
 
     def write(self, image_id: str, masks: ImageMasks) -> None:
         """Commit one image's masks durably (replacing nothing: an id is written once)."""

@@ -43,8 +43,9 @@ def test_resume_after_interruption_equals_uninterrupted_run(tmp_path, items, tin
     settings = {**SETTINGS, "implementation": implementation}
     reference_lines: list[str] = []
     _run(items, tiny_sam_path, tmp_path / "ref", reference_lines, settings=settings)
-    assert [line.split(" -> ")[0] for line in reference_lines[1:]] == [
+    assert [line.split(" -> ")[0] for line in reference_lines[1:-1]] == [
         "sam_masks: image 1/3 img_a", "sam_masks: image 2/3 img_b", "sam_masks: image 3/3 img_c"]
+    assert reference_lines[-1] == "sam_masks: shard.h5: 3 images: reused 0, computed 3"
 
     def stall_after_two(stage, done):
         if stage == "sam_masks" and done == 2:
@@ -61,7 +62,8 @@ def test_resume_after_interruption_equals_uninterrupted_run(tmp_path, items, tin
     monkeypatch.undo()
     lines.clear()
     _run(items, tiny_sam_path, tmp_path / "out", lines, settings=settings)
-    assert len(lines) == 2 and lines[1].startswith("sam_masks: image 3/3 img_c -> ")
+    assert len(lines) == 3 and lines[1].startswith("sam_masks: image 3/3 img_c -> ")
+    assert lines[2] == "sam_masks: shard.h5: 3 images: reused 0, computed 1"
     assert not (tmp_path / "out" / ".partial" / "shard.h5").exists()
 
     with SamShardReader(tmp_path / "ref" / "shard.h5") as ref, SamShardReader(tmp_path / "out" / "shard.h5") as got:
@@ -144,6 +146,27 @@ def test_killed_mid_batch_resumes_at_the_first_uncommitted_image(tmp_path, items
 
     lines: list[str] = []
     _run(four, tiny_sam_path, tmp_path / "out", lines, speed=SamSpeed(points_per_batch=8, encoder_batch=2, rsw_chunk=4))
-    assert [line.split(" -> ")[0] for line in lines[1:]] == ["sam_masks: image 4/4 img_d"]
+    assert [line.split(" -> ")[0] for line in lines[1:-1]] == ["sam_masks: image 4/4 img_d"]
     _run(four, tiny_sam_path, tmp_path / "ref", [], speed=SamSpeed(points_per_batch=8, encoder_batch=2, rsw_chunk=4))
     _assert_same_content(_shard_content(tmp_path / "ref" / "shard.h5"), _shard_content(tmp_path / "out" / "shard.h5"))
+
+
+def test_reused_images_are_linked_not_recomputed_and_the_holder_is_untouched(tmp_path, items, tiny_sam_path):
+    """Images another shard already holds are linked; with nothing left to compute no model is loaded."""
+    _run(items, tiny_sam_path, tmp_path / "a", [])
+    holder = tmp_path / "a" / "shard.h5"
+    before = (holder.stat().st_mtime_ns, holder.read_bytes())
+    reused = {image_id: ("../a/shard.h5", image_id) for image_id, _ in items}
+    lines: list[str] = []
+    run_sam_shard(items, tmp_path / "no-such-model.pt", "tiny", SETTINGS, tmp_path / "b" / ".partial" / "shard.h5",
+                  tmp_path / "b" / "shard.h5", device="cpu", log=lines.append, reused=reused)
+    assert lines == ["sam_masks: shard.h5: 3 images: reused 3, computed 0"]
+    _assert_same_content(_shard_content(holder), _shard_content(tmp_path / "b" / "shard.h5"))
+    assert (holder.stat().st_mtime_ns, holder.read_bytes()) == before
+    # a mixed shard: two linked, one computed, same content as computing all three
+    mixed: list[str] = []
+    run_sam_shard(items, tiny_sam_path, "tiny", SETTINGS, tmp_path / "d" / ".partial" / "shard.h5",
+                  tmp_path / "d" / "shard.h5", device="cpu", log=mixed.append,
+                  reused={i: ("../a/shard.h5", i) for i, _ in items[::2]})
+    assert mixed[-1] == "sam_masks: shard.h5: 3 images: reused 2, computed 1"
+    _assert_same_content(_shard_content(holder), _shard_content(tmp_path / "d" / "shard.h5"))

@@ -2,22 +2,22 @@
 # Each is a pure lookup into PLAN, the parse-time plan built in the Snakefile.
 
 
-def current_key(stage):
-    """Input-function guard: refuse to (re)build a store entry that is not the current config's."""
-
-    def check(w):
-        PLAN.check_key(w.dataset, stage, w.key)
-        return []
-
-    return check
-
-
 def upstream_of(stage):
-    """Products of the stage's upstream entries (never aliases), plus the weights it loads."""
+    """Products of the stage's upstream entries (never aliases), plus the weights it loads.
+
+    A sharded stage reads the upstream entries of its own shard layout; a whole-set stage (prompt or
+    DeepLab training) reads a sharded upstream through its set link (fmwsss.pipeline.plan.Plan.set_product),
+    so a new shard size does not move its inputs.
+    """
 
     def inputs(w):
-        PLAN.check_key(w.dataset, stage, w.key)
-        found = {u: PLAN.product(w.dataset, u) for u in STAGES[stage].upstream}
+        entry = PLAN.entry(w.dataset, stage, w.key)
+        found = {}
+        for u in STAGES[stage].upstream:
+            if STAGES[u].sharded and not STAGES[stage].sharded:
+                found[u] = PLAN.set_product(w.dataset, u)
+            else:
+                found[u] = PLAN.product(w.dataset, u, entry.upstream[u])
         if STAGES[stage].weights:
             (role,) = STAGES[stage].weights
             found["weights"] = PLAN.weight_file(w.dataset, role)
@@ -27,7 +27,8 @@ def upstream_of(stage):
 
 
 def spec_of(stage):
-    return lambda w: PLAN.get(w.dataset).specs[stage]
+    """The entry's hashed spec (a finished entry of another shard layout keeps its own)."""
+    return lambda w: PLAN.entry(w.dataset, stage, w.key).spec
 
 
 def weights_name(role):
@@ -35,11 +36,7 @@ def weights_name(role):
 
 
 def shards_of(stage):
-    def inputs(w):
-        PLAN.check_key(w.dataset, stage, w.key)
-        return PLAN.shard_paths(w.dataset, stage, w.key)
-
-    return inputs
+    return lambda w: PLAN.shard_paths(w.dataset, stage, w.key)
 
 
 def partial_of(stage):

@@ -34,4 +34,4 @@ rule sam_masks_finalize:
     params:
         spec=spec_of("sam_masks"),
     run:
-        finalize_job(input.shards, output.spec, params.spec, wildcards, log[0])
+        finalize_job(PLAN, input.shards, output.spec, params.spec, wildcards, log[0])

@@ -1,0 +1,171 @@
+"""Per-image reuse across store entries, through real Snakemake runs on copies of the shared demo run.
+
+- a new shard size recomputes no image and reruns no training stage; the seeds stay byte-identical;
+- three images added to a finished custom dataset: SAM computes exactly those three (old results are linked,
+  their files untouched), prompts and CAMs rerun; a kill in a shard mixing reused and new images, then the
+  README's recovery commands, computes only the remaining image.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import h5py
+import pytest
+
+from tests.workflow.conftest import BIN, ROOT, Workdir
+
+pytestmark = pytest.mark.slow
+
+COMPUTED = re.compile(r"(\d+) images: reused (\d+), computed (\d+)")
+
+
+def _store_stages(updated: list[str], dataset: str) -> set[str]:
+    prefix = f"results/{dataset}/store/"
+    return {path[len(prefix):].split("/")[0] for path in updated if path.startswith(prefix)}
+
+
+def _shard_logs(wd: Workdir, dataset: str, stage: str, key: str) -> dict[str, tuple[int, int, int]]:
+    """shard -> (images, reused, computed) from each shard job's last log line of that kind."""
+    found = {}
+    for log in sorted((wd.path / "results" / dataset / "logs" / stage / key).glob("shard-*.log")):
+        counts = COMPUTED.findall(log.read_text())
+        assert counts, f"{log} has no reuse summary"
+        found[log.stem] = tuple(int(c) for c in counts[-1])
+    return found
+
+
+def _entry_key(wd: Workdir, dataset: str, alias: str) -> str:
+    return os.readlink(wd.path / "results" / dataset / alias).rstrip("/").rsplit("/", 1)[-1]
+
+
+def _all_links(shard: Path) -> bool:
+    with h5py.File(shard, "r") as fh:
+        return all(isinstance(fh.get(name, getlink=True), h5py.ExternalLink) for name in fh)
+
+
+def test_new_shard_size_computes_no_image_and_reruns_no_training(demo_run, tmp_path):
+    wd = demo_run.copy(tmp_path / "wd")
+    seeds = wd.path / "results" / "demo" / "seeds"
+    before = {p.name: p.read_bytes() for p in sorted(seeds.glob("*.png"))}
+    old_seeds = _entry_key(wd, "demo", "seeds")
+    text = wd.config_text()
+    assert text.count("data: {shard_size: 8}") == 1  # the demo preset's layout
+    wd.write_config(text.replace("data: {shard_size: 8}", "data: {shard_size: 5}"))
+
+    planned = _store_stages(wd.updated("results/demo/seeds", "results/demo/deeplab"), "demo")
+    assert not planned & {"prompts_cls_train", "prompts_seg_train", "deeplab_train", "deeplab_eval"}
+    assert {"sam_masks", "cams_fine_dump", "seeds_fine"} <= planned
+
+    wd.snakemake("--cores", "2", "results/demo/seeds")
+    for stage, alias in (("sam_masks", "sam_masks"), ("cams_fine_dump", "cams_fine"), ("seeds_fine", "seeds")):
+        key = _entry_key(wd, "demo", alias)
+        counts = _shard_logs(wd, "demo", stage, key)
+        assert len(counts) == 5 and sum(c[0] for c in counts.values()) == len(before)
+        assert all(reused == images and computed == 0 for images, reused, computed in counts.values()), counts
+        entry = wd.path / "results" / "demo" / "store" / stage / key
+        assert all(_all_links(shard) for shard in entry.glob("shard-*.h5"))  # no bytes copied
+    assert _entry_key(wd, "demo", "seeds") != old_seeds
+    after = {p.name: p.read_bytes() for p in sorted(seeds.glob("*.png"))}
+    assert after == before
+    old_entry = wd.path / "results" / "demo" / "store" / "seeds_fine" / old_seeds
+    assert all((seeds / name).stat().st_ino == (old_entry / name).stat().st_ino for name in before)  # stored once
+
+
+CLASSES = ("aeroplane bicycle bird boat bottle bus car cat chair cow diningtable dog horse motorbike person "
+           "pottedplant sheep sofa train tvmonitor").split()
+
+
+def _custom_dataset(root: Path, voc: Path, ids: list[str]) -> None:
+    labels = json.loads((voc / "labels.json").read_text())
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    for image_id in ids:
+        shutil.copy(voc / "JPEGImages" / f"{image_id}.jpg", root / "images" / f"{image_id}.jpg")
+    (root / "classes.txt").write_text("\n".join(CLASSES) + "\n")
+    (root / "tags.json").write_text(json.dumps({i: [CLASSES[t - 1] for t in labels[i]] for i in ids}))
+
+
+def _wait_for(path: Path, text: str, proc: subprocess.Popen, timeout: float = 600) -> None:
+    deadline = time.monotonic() + timeout
+    while not (path.is_file() and text in path.read_text()):
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, f"{path} never said {text!r}"
+        time.sleep(0.5)
+
+
+def test_added_images_are_the_only_ones_computed_even_after_a_kill(demo_run, tmp_path, voc_sample):
+    wd = demo_run.copy(tmp_path / "wd")
+    ids = sorted(json.loads((voc_sample / "labels.json").read_text()))[:9]
+    first, added = [ids[i] for i in (0, 1, 4, 5, 6, 7)], [ids[i] for i in (2, 3, 8)]
+    root = wd.path / "data" / "mine"
+    _custom_dataset(root, voc_sample, first)
+    config = wd.config_text().replace("datasets:\n", (
+        "datasets:\n  mine:\n    type: custom\n    root: data/mine\n    preset: demo\n"
+        "    options: {images: images, tags: tags.json, classes: classes.txt}\n"
+        "    overrides: {data: {shard_size: 4}}\n"), 1)
+    wd.write_config(config)
+    wd.snakemake("--cores", "2", "results/mine/sam_masks")
+    old_key = _entry_key(wd, "mine", "sam_masks")
+    old_entry = wd.path / "results" / "mine" / "store" / "sam_masks" / old_key
+    old_files = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in old_entry.glob("shard-*.h5")}
+
+    _custom_dataset(root, voc_sample, first + added)  # 9 ids: shard-000 = 2 old + 2 new, shard-001 old, shard-002 new
+    planned = _store_stages(wd.updated("results/mine/seeds"), "mine")
+    assert {"sam_masks", "prompts_cls_train", "cams_coarse_dump", "prompts_seg_train", "cams_fine_dump"} <= planned
+
+    # kill the run while shard-000 has linked its 2 old images and computed the first new one
+    proc = subprocess.Popen(
+        [str(BIN / "snakemake"), "-s", str(ROOT / "Snakefile"), "--cores", "1", "results/mine/sam_masks"],
+        cwd=wd.path, env={**os.environ, "FMWSSS_TEST_STALL": "sam_masks:3"}, start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        new_key = None
+        deadline = time.monotonic() + 600
+        while new_key is None:
+            found = list((wd.path / "results" / "mine" / "logs" / "sam_masks").glob("*/shard-000.log"))
+            new_key = next((p.parent.name for p in found if p.parent.name != old_key), None)
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.5)
+        _wait_for(wd.path / "results" / "mine" / "logs" / "sam_masks" / new_key / "shard-000.log",
+                  "stalled after 3", proc)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+    # README, "Recovering after a crash"
+    wd.snakemake("--unlock", "--cores", "1")
+    wd.snakemake("--cores", "all", "--rerun-incomplete", "results/mine/sam_masks")
+    assert _entry_key(wd, "mine", "sam_masks") == new_key
+    counts = _shard_logs(wd, "mine", "sam_masks", new_key)
+    assert counts == {"shard-000": (4, 2, 1), "shard-001": (4, 4, 0), "shard-002": (1, 0, 1)}
+    assert {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in old_entry.glob("shard-*.h5")} == old_files
+
+    # the old images are links to the old bytes; the new ones equal a run without kill
+    from fmwsss.sam.run import run_sam_shard
+    from fmwsss.sam.shards import SamShardReader
+
+    new_entry = wd.path / "results" / "mine" / "store" / "sam_masks" / new_key
+    spec = json.loads((new_entry / "spec.json").read_text())
+    assert spec["refs"] == [old_key]
+    run_sam_shard([(i, root / "images" / f"{i}.jpg") for i in added], wd.path / "resources" / "weights" / "tiny_sam.pth",
+                  "tiny", spec["settings"]["sam"], tmp_path / "ref" / ".p.h5", tmp_path / "ref" / "ref.h5", "cpu",
+                  log=lambda m: None)
+    with SamShardReader(tmp_path / "ref" / "ref.h5") as ref:
+        shards = [SamShardReader(p) for p in sorted(new_entry.glob("shard-*.h5"))]
+        got = {i: s.read(i) for s in shards for i in s.ids()}
+        assert sorted(got) == sorted(ids)
+        for image_id in added:
+            a, b = ref.read(image_id), got[image_id]
+            assert len(a) == len(b) and (a.masks == b.masks).all() and (a.predicted_iou == b.predicted_iou).all()
+        for s in shards:
+            s.close()
+    with h5py.File(new_entry / "shard-000.h5", "r") as fh:
+        kinds = {i: type(fh.get(i, getlink=True)).__name__ for i in fh}
+    assert kinds == {ids[0]: "ExternalLink", ids[1]: "ExternalLink", ids[2]: "HardLink", ids[3]: "HardLink"}
