@@ -1,6 +1,6 @@
 """Content-addressed keys: stage entry keys, layout-independent set keys and per-image result keys.
 
-key = sha256 over the canonical JSON of (stage name, stage version constant, the stage's settings after
+Entry and set keys (``stage_key``; docs/architecture.md, "Three kinds of key"): key = sha256 over the canonical JSON of (stage name, stage version constant, the stage's settings after
 defaults, upstream stage keys, identity of raw inputs: the dataset digests the stage reads, from the dataset
 index header, and the declared sha256 of every weight file), first 16 hex. The same canonical ``spec`` dict is what the job receives and what it writes to
 ``spec.json``, so a key can always be traced back to the exact settings that made it.

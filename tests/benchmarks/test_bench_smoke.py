@@ -32,6 +32,12 @@ EXPECTED_ROWS = {
         r"^\S+ +\d+x\d+ +20 +\d+ +[\d.]+ +[\d.]+ +[\d.]+x$",
         r"^total: loop \d+ ms, vectorised \d+ ms on cpu -> [\d.]+x \(identical seeds on all 2 images\)$",
     ],
+    "bench_store.py": [
+        r"^sam_masks +2 +6 +[\d.]+ MB +4 +4 ",
+        r"^total: [\d.]+ MB on disk; [\d.]+ MB if reused images were copied -> ratio copies / reuse 1\.\d\dx$",
+        r"^extrapolated to 82,783 images, shard_size 500 \(166 shards per sharded stage\)",
+        r"^  sam_masks +168 files",
+    ],
     "bench_report.py": [
         r"ratio cold / warm CPU",
         r"VOC train_aug \(10582 images\)",
