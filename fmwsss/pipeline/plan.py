@@ -56,6 +56,14 @@ class DatasetPlan:
         return self.dataset.ids_range(positions.start, positions.stop)
 
 
+def canonical(spec: dict) -> dict:
+    """``spec`` with every mapping's keys sorted, as spec.json stores it: the rules pass it as a param, and
+    Snakemake's params trigger compares reprs, so a spec read back from spec.json must compare equal."""
+    import json
+
+    return json.loads(json.dumps(spec, sort_keys=True))
+
+
 @dataclass(frozen=True)
 class EntryView:
     """One store entry as the rules see it: its key, hashed spec, shard names and upstream keys."""
@@ -148,14 +156,15 @@ class Plan:
                 # The entry (folder) of a sharded stage reads the entries of its upstream of the same layout.
                 upstream = {u: plan.keys[u] for u in stage.upstream}
                 key, spec = stage_key(stage.name, stage.version, sections, upstream, inputs)
-                plan.specs[stage.name] = {**spec, "set_key": set_key}
+                plan.specs[stage.name] = canonical({**spec, "set_key": set_key})
                 plan.image_specs[stage.name] = image_spec_key(
                     stage.name, stage.version, result_sections,
                     {u: set_upstream[u] for u in stage.upstream if not STAGES[u].sharded},
                     {k: v for k, v in inputs.items() if k not in SET_DIGESTS},
                 )
             else:
-                key, plan.specs[stage.name] = stage_key(stage.name, stage.version, sections, set_upstream, inputs)
+                key, spec = stage_key(stage.name, stage.version, sections, set_upstream, inputs)
+                plan.specs[stage.name] = canonical(spec)
                 set_key = key
             plan.keys[stage.name], plan.set_keys[stage.name] = key, set_key
         return plan
@@ -201,7 +210,7 @@ class Plan:
                 recorded = json.loads(Path(self.store(dataset, stage, key), "spec.json").read_text())
             except (OSError, ValueError):
                 recorded = None
-            self._specs[cache_key] = recorded and {f: recorded[f] for f in SPEC_FIELDS if f in recorded}
+            self._specs[cache_key] = recorded and canonical({f: recorded[f] for f in SPEC_FIELDS if f in recorded})
         return self._specs[cache_key]
 
     @staticmethod
