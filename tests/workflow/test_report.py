@@ -10,6 +10,7 @@ import math
 import os
 import re
 import shutil
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -71,6 +72,19 @@ def test_rebuild_after_new_seeds_variant_draws_only_the_new_seeds(report_run):
     assert report_run["drawn"] == len(ids) == len(new)
     assert new == {f"seeds_fine/{new_key}/{i}.png" for i in ids}
     assert report_run["reused"] > 0
+
+
+def test_snakemake_report_zip_holds_the_html_report_and_the_metrics(report_run):
+    """README: `snakemake --report report.zip results/demo/report` packs the metrics and the HTML report."""
+    wd = report_run["wd"]
+    wd.snakemake("--report", "report.zip", "results/demo/report")
+    with zipfile.ZipFile(wd.path / "report.zip") as packed:
+        files = {name: packed.read(name) for name in packed.namelist()}
+    html = [data for name, data in files.items() if name.endswith("/index.html") and "/data/raw/" in name]
+    assert html == [(wd.path / "results/demo/report/index.html").read_bytes()]
+    metrics = {data for name, data in files.items() if name.endswith("/metrics.json")}
+    stored = {p.read_bytes() for p in (wd.path / "results/demo/store").glob("*/*/metrics.json")}
+    assert metrics and metrics <= stored
 
 
 @pytest.fixture(scope="module")
