@@ -14,7 +14,7 @@ min_version("9.22")
 
 sys.path.insert(0, workflow.basedir)
 
-from fmwsss.pipeline.config import Config
+from fmwsss.pipeline.config import Config, check_unique_keys
 from fmwsss.pipeline.plan import Plan
 from fmwsss.pipeline.stage_settings import check_stage_settings
 from fmwsss.pipeline.stages import ALIASES, STAGES, upstream_aliases
@@ -24,6 +24,10 @@ from fmwsss.report.build import report_job
 
 
 configfile: "config.yaml"
+
+
+for _path in workflow.configfiles:  # Snakemake's YAML loader keeps the last of two equal keys silently
+    check_unique_keys(_path)
 
 
 report: "workflow/report/workflow.rst"

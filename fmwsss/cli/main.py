@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
+import signal
 import sys
 from pathlib import Path
 
@@ -34,18 +36,22 @@ def _cmd_status(args: argparse.Namespace) -> int:
     from fmwsss.pipeline.stages import STAGES
 
     plan = _load_plan(args.config)
+    if args.dataset and args.dataset not in plan.datasets:
+        raise ValueError(f"{args.config}: datasets.{args.dataset}: no such dataset (known: {', '.join(plan.datasets)})")
     names = [args.dataset] if args.dataset else list(plan.datasets)
+    failed = 0
     for name in names:
         ds = plan.datasets[name]
         if ds.error:
             print(f"{name}: unavailable: {ds.error}")
+            failed += bool(args.dataset)  # only a dataset asked for by name is a failure
             continue
         print(f"{name}: {ds.dataset.num_ids} images in {len(ds.shards)} shards")
         for stage in STAGES.values():
             done = Path(plan.product(name, stage.name)).exists()
             state = "done" if done else "pending"
             print(f"  {stage.name:<18} {ds.keys[stage.name]}  {state}")
-    return 0
+    return 1 if failed else 0
 
 
 def _cmd_index(args: argparse.Namespace) -> int:
@@ -159,15 +165,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _exit_like_sigpipe() -> None:
+    """End as `cat` or `seq` do when the reader of stdout went away (`fmwsss config demo | head -1`): killed
+    by SIGPIPE (status 141 in a shell), without a traceback. Python ignores SIGPIPE, so writes raise instead."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())  # the interpreter's final flush must not fail again
+    if not hasattr(signal, "SIGPIPE"):
+        sys.exit(1)
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGPIPE)
+
+
 def main(argv: list[str] | None = None) -> int:
     from fmwsss.pipeline.config import ConfigError
 
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
-    except (ConfigError, FileNotFoundError, ValueError, RuntimeError) as exc:
-        print(f"fmwsss: error: {exc}", file=sys.stderr)
-        return 2
+        try:
+            code = args.func(args)
+        except (ConfigError, FileNotFoundError, ValueError, RuntimeError) as exc:
+            print(f"fmwsss: error: {exc}", file=sys.stderr)
+            code = 2
+        sys.stdout.flush()  # a short output meets the closed pipe only here
+    except BrokenPipeError:
+        _exit_like_sigpipe()
+    return code
 
 
 if __name__ == "__main__":

@@ -14,6 +14,8 @@ from typing import Any
 import jsonschema
 import yaml
 
+from fmwsss.pipeline.yaml_duplicates import duplicate_keys
+
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
 
@@ -24,6 +26,21 @@ class ConfigError(ValueError):
 def load_schema(path: Path = SCHEMA_PATH) -> dict:
     with open(path) as fh:
         return yaml.safe_load(fh)
+
+
+def check_unique_keys(path: str | Path) -> None:
+    """Refuse a YAML file that writes a key twice in one mapping (YAML loaders keep the last one silently).
+
+    The Snakefile calls this on every config file Snakemake has already loaded; ``Config.from_file`` on the
+    file it reads.
+    """
+    try:
+        found = duplicate_keys(Path(path).read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if found:
+        listed = "; ".join(f"{d.path} at lines {d.first_line} and {d.second_line}" for d in found)
+        raise ConfigError(f"{path}: duplicate key{'s' if len(found) > 1 else ''} {listed} (only the last one would count: keep one)")
 
 
 def _key_path(parts) -> str:
@@ -153,6 +170,7 @@ class Config:
     @classmethod
     def from_file(cls, path: str | Path) -> "Config":
         path = Path(path)
+        check_unique_keys(path)
         try:
             with open(path) as fh:
                 raw = yaml.safe_load(fh) or {}

@@ -10,6 +10,7 @@ import math
 import os
 import re
 import shutil
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -48,12 +49,14 @@ def report_run(demo_run, tmp_path_factory) -> dict:
     out = wd.snakemake("--cores", "1", "results/demo/report").stderr
     ran = sorted(set(re.findall(r"^(?:local)?rule (\w+):", out, re.M)))
     cold = _thumbs(wd)
+    wd.snakemake("--report", "report.zip", "results/demo/report")  # the README's command, on the finished run
+    packed_html = (wd.path / "results/demo/report/index.html").read_bytes()
     text = wd.config_text()
     assert SEGMENTER_CONFIG in text
     wd.write_config(text.replace(SEGMENTER_CONFIG, GAMMA_EDIT, 1))
     wd.snakemake("--cores", "2", "results/demo/seeds")
     drawn, reused = _report_cli(wd)
-    return {"wd": wd, "ran": ran, "cold": cold, "drawn": drawn, "reused": reused,
+    return {"wd": wd, "ran": ran, "cold": cold, "drawn": drawn, "reused": reused, "packed_html": packed_html,
             "seeds_keys": (before.split("/")[-1], os.readlink(wd.path / "results/demo/seeds").split("/")[-1])}
 
 
@@ -71,6 +74,18 @@ def test_rebuild_after_new_seeds_variant_draws_only_the_new_seeds(report_run):
     assert report_run["drawn"] == len(ids) == len(new)
     assert new == {f"seeds_fine/{new_key}/{i}.png" for i in ids}
     assert report_run["reused"] > 0
+
+
+def test_snakemake_report_zip_holds_the_html_report_and_the_metrics(report_run):
+    """README: `snakemake --report report.zip results/demo/report` packs the metrics and the HTML report."""
+    wd = report_run["wd"]
+    with zipfile.ZipFile(wd.path / "report.zip") as packed:
+        files = {name: packed.read(name) for name in packed.namelist()}
+    html = [data for name, data in files.items() if name.endswith("/index.html") and "/data/raw/" in name]
+    assert html == [report_run["packed_html"]]
+    metrics = {data for name, data in files.items() if name.endswith("/metrics.json")}
+    stored = {p.read_bytes() for p in (wd.path / "results/demo/store").glob("*/*/metrics.json")}
+    assert metrics and metrics <= stored
 
 
 @pytest.fixture(scope="module")
