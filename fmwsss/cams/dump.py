@@ -19,6 +19,7 @@ from fmwsss.cams.clip_wrapper import ClipCam, preprocess_native
 from fmwsss.cams.gradcam import softmax_gradcam
 from fmwsss.cams.shards import CamShardWriter
 from fmwsss.hooks import maybe_stall
+from fmwsss.io.progress import Progress
 from fmwsss.prompts.learners import ZeroShotPrompts, load_prompts
 
 
@@ -70,6 +71,7 @@ def dump_cams(items: Sequence[tuple[str, str | os.PathLike, Sequence[int]]], cli
         if done:
             log(f"[{stage}] resuming {partial_path}: {len(done)} images done, {len(todo)} to go")
         committed = len(done)
+        progress = Progress(log, f"[{stage}] image", len(items), done=committed)
         for image_id, path, tags in tqdm(todo, desc=stage, unit="img", mininterval=5):
             rgb = load_image(Path(path))
             classes = np.array(sorted(set(int(t) for t in tags)), np.int64)
@@ -84,6 +86,7 @@ def dump_cams(items: Sequence[tuple[str, str | os.PathLike, Sequence[int]]], cli
             writer.write_cams(image_id, cams.cpu().numpy(), refined.cpu().numpy(), classes,
                          rgb.shape[0], rgb.shape[1], clip_cam.patch_size)
             committed += 1
+            progress.advance(detail=image_id)
             maybe_stall(stage, committed)
         final = writer.finish([it[0] for it in items])
     finally:

@@ -20,6 +20,7 @@ from tqdm import tqdm
 from fmwsss.data.images import load_rgb
 from fmwsss.models.sam import load_sam
 from fmwsss.hooks import maybe_stall
+from fmwsss.io.progress import Progress
 from fmwsss.sam.build import SamSpeed, build_generator, check_sam_settings
 from fmwsss.sam.fast import FastMaskGenerator, prepare_image
 from fmwsss.sam.shards import SamShardReader, SamShardWriter
@@ -93,7 +94,6 @@ def run_sam_shard(
     with SamShardWriter(partial_path, settings) as writer:
         done = writer.done_ids()
         todo = [(image_id, path) for image_id, path in items if image_id not in done]
-        position = {image_id: index for index, image_id in enumerate(ids, start=1)}
         if isinstance(generator, FastMaskGenerator):
             prepare = partial(prepare_image, img_size=model.image_encoder.img_size,
                               crop_n_layers=generator.crop_n_layers, crop_overlap_ratio=generator.crop_overlap_ratio)
@@ -106,6 +106,7 @@ def run_sam_shard(
         loader = DataLoader(ShardImages(todo, prepare), batch_size=images_per_batch, num_workers=num_workers,
                             collate_fn=_as_list)
         n_committed = len(ids) - len(todo)
+        progress = Progress(log, f"{STAGE}: image", len(items), done=n_committed, every=1)
         with tqdm(total=len(items), initial=n_committed, desc=STAGE, unit="img", file=sys.stderr) as bar:
             start = time.perf_counter()
             for batch in loader:
@@ -118,8 +119,7 @@ def run_sam_shard(
                     writer.write(image_id, masks)
                     n_committed += 1
                     bar.update()
-                    log(f"{STAGE}: image {position[image_id]}/{len(items)} {image_id} -> {len(masks)} masks "
-                        f"({seconds:.1f} s)")
+                    progress.advance(detail=f"{image_id} -> {len(masks)} masks ({seconds:.1f} s)")
                     maybe_stall(STAGE, n_committed)
                 start = time.perf_counter()
         writer.mark_complete(ids)
