@@ -102,10 +102,10 @@ def load_rgb(path: str | os.PathLike) -> np.ndarray:
 class BadImages(ImageError):
     """Several unusable images at once: the message lists every one as ``file (reason)`` on one line."""
 
-    def __init__(self, problems: Sequence[tuple[str, str]], where: str):
+    def __init__(self, problems: Sequence[tuple[str, str]], where: str, fix: str):
         self.problems = list(problems)
         listed = "; ".join(f"{path} ({reason})" for path, reason in self.problems)
-        super().__init__(f"{where}: {len(self.problems)} unusable image(s): {listed}")
+        super().__init__(f"{where}: {len(self.problems)} unusable image(s): {listed}; {fix}")
 
 
 def header_problem(path: str | os.PathLike) -> tuple[int, int] | str:
@@ -146,4 +146,4 @@ def require_decodable(paths: Sequence[str | os.PathLike], where: str, threads: i
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
         found = [p for p in pool.map(problem, paths) if p is not None]
     if found:
-        raise BadImages(found, where)
+        raise BadImages(found, where, "fix or remove these files, then run again (found before any model loaded)")

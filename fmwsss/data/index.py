@@ -138,7 +138,7 @@ def refuse_bad_images(files: dict[str, FileStat], name: str) -> None:
     """The planning-time image check: one ``BadImages`` error naming every refused image of the dataset."""
     bad = bad_images(files)
     if bad:
-        raise BadImages(bad, f"dataset {name!r}: fix or remove these files (headers checked by the dataset index)")
+        raise BadImages(bad, f"dataset {name!r}", "fix or remove these files (image headers are checked at planning)")
 
 
 def _stat(path: str) -> tuple[int, int]:
