@@ -32,6 +32,12 @@ EXPECTED_ROWS = {
         r"^\S+ +\d+x\d+ +20 +\d+ +[\d.]+ +[\d.]+ +[\d.]+x$",
         r"^total: loop \d+ ms, vectorised \d+ ms on cpu -> [\d.]+x \(identical seeds on all 2 images\)$",
     ],
+    "bench_index_images.py": [
+        r"^VOC tree .*: 72 images \(48 ids \+ val\); best of 1 hashing passes, 1 cold builds$",
+        r"^hash every image( +-?[\d.]+){3} +-?[\d.]+x( +-?[\d.]+){3} +-?[\d.]+x$",
+        r"^cold index build( +-?[\d.]+){3} +-?[\d.]+x( +-?[\d.]+){3} +-?[\d.]+x$",
+        r"^added per image: -?\d+ us wall, -?\d+ us cpu; headers opened: cold 72, warm refresh 0 \(",
+    ],
     "bench_report.py": [
         r"ratio cold / warm CPU",
         r"VOC train_aug \(10582 images\)",
