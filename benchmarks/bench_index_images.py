@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/bench_index_images.py --trees /work/synth [--repeat 3]   # VOC, 12,031 images
     .venv/bin/python benchmarks/bench_index_images.py --smoke                          # tiny tree, seconds
 
-The index reads each image's header (``fmwsss.data.images.header_problem``) when it hashes the file, so the
+The index reads each image's header (``fmwsss.data.images.probe_header``) when it hashes the file, so the
 check costs one ``PIL.Image.open`` per new or changed image and nothing on a warm run. Measured in one
 process, against a baseline with the probe replaced by a constant (``off``: the index before the check),
 in wall and CPU seconds (CPU: all threads of the process, less inflated by a loaded machine):
@@ -37,7 +37,7 @@ class Counting:
 
     def __init__(self):
         self.calls = 0
-        self.real = index_module.header_problem
+        self.real = index_module.probe_header
 
     def __call__(self, path):
         self.calls += 1
@@ -64,7 +64,7 @@ def measure(voc: Path, scratch: Path, repeat: int, cold_repeat: int) -> list[str
     quiet = lambda _m: None  # noqa: E731
     dataset = open_dataset("voc", voc, name="voc")
     images = sorted({str(dataset.image_path(i)) for i in sorted(set(dataset.ids).union(*dataset.splits.values()))})
-    probe = index_module.header_problem
+    probe = index_module.probe_header
 
     def hash_all(with_probe: bool) -> None:
         index_module.hash_files(images, {}, quiet, "images", images=set(images) if with_probe else ())
@@ -80,9 +80,9 @@ def measure(voc: Path, scratch: Path, repeat: int, cold_repeat: int) -> list[str
         index_module.refresh_index(path, "voc", entry, quiet)
 
     try:
-        index_module.header_problem = _no_probe
+        index_module.probe_header = _no_probe
         cold_plain = _best(lambda: cold("plain"), cold_repeat)
-        index_module.header_problem = counting = Counting()
+        index_module.probe_header = counting = Counting()
         cold_probe = _best(lambda: cold("probe"), cold_repeat)
         counted_cold = counting.calls // cold_repeat
         counting.calls = 0
@@ -90,7 +90,7 @@ def measure(voc: Path, scratch: Path, repeat: int, cold_repeat: int) -> list[str
                                                         quiet), 1)
         counted_warm = counting.calls
     finally:
-        index_module.header_problem = probe
+        index_module.probe_header = probe
 
     n = len(images)
     def head(first: str) -> str:

@@ -108,7 +108,7 @@ class BadImages(ImageError):
         super().__init__(f"{where}: {len(self.problems)} unusable image(s): {listed}; {fix}")
 
 
-def header_problem(path: str | os.PathLike) -> tuple[int, int] | str:
+def probe_header(path: str | os.PathLike) -> tuple[int, int] | str:
     """``(width, height)`` from the file's header alone, or why the header is refused (a string).
 
     Pillow's ``open`` parses the header without decoding pixels (~0.1 ms a file); a truncated pixel stream

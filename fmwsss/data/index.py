@@ -26,7 +26,7 @@ Freshness, checked by the main Snakemake process (``refresh_index``) on every ru
 First-build cost: one sha256 pass over every image and GT file (~0.8 GB/s per core here, hashed on all cores):
 about 13 GB for COCO train2014, i.e. ~10-20 s on warm disks, bounded by disk speed on cold ones.
 
-Image headers: when an image is hashed, its header is parsed too (``header_problem``: size without decoding
+Image headers: when an image is hashed, its header is parsed too (``probe_header``: size without decoding
 pixels) and its width and height, or why it is refused, are recorded with its stat, so a warm run re-opens
 no image. An unreadable header or a side under 16 px refuses the whole dataset at planning with one
 ``BadImages`` error listing every bad file (the index is still written, so fixing one file re-probes only
@@ -60,7 +60,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fmwsss.data.base import Dataset, DatasetError, open_dataset
-from fmwsss.data.images import BadImages, header_problem
+from fmwsss.data.images import BadImages, probe_header
 from fmwsss.data.shards import ids_digest
 
 INDEX_VERSION = 3
@@ -123,7 +123,7 @@ class FileStat:
 
 def _hash_and_probe(path: str) -> tuple[str, int | None, int | None, str | None]:
     """sha256 of an image file and its header's (width, height) or problem, read while the file is cached."""
-    found = header_problem(path)
+    found = probe_header(path)
     if isinstance(found, str):
         return file_sha256(path), None, None, found
     return file_sha256(path), *found, None
@@ -157,7 +157,7 @@ def hash_files(
     for path in paths:
         stat = _stat(path)
         old = cache.get(path)
-        if old is not None and (old.size, old.mtime_ns) == stat:
+        if old is not None and (old.size, old.mtime_ns) == stat and (old.is_image or path not in images):
             out[path] = old
         else:
             todo[path] = stat

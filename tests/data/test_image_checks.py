@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 import fmwsss.data.index as index_module
-from fmwsss.data.images import BadImages, header_problem, require_decodable
+from fmwsss.data.images import BadImages, probe_header, require_decodable
 from fmwsss.data.index import INDEX_NAME, refresh_index
 
 
@@ -33,11 +33,11 @@ def files(tmp_path):
 
 
 def test_header_check_sees_size_and_unreadable_headers_but_not_truncated_pixels(files):
-    assert header_problem(files / "good.jpg") == (40, 30)
-    assert header_problem(files / "trunc.jpg") == (40, 30)  # a fine header: only a full decode sees it
-    assert header_problem(files / "small.jpg") == "image is 10x10 pixels; both sides must be at least 16"
-    assert header_problem(files / "text.jpg").startswith("unreadable image header (")
-    assert header_problem(files / "missing.jpg") == "image file not found"
+    assert probe_header(files / "good.jpg") == (40, 30)
+    assert probe_header(files / "trunc.jpg") == (40, 30)  # a fine header: only a full decode sees it
+    assert probe_header(files / "small.jpg") == "image is 10x10 pixels; both sides must be at least 16"
+    assert probe_header(files / "text.jpg").startswith("unreadable image header (")
+    assert probe_header(files / "missing.jpg") == "image file not found"
 
 
 def test_full_decode_names_every_bad_file_on_one_line(files):
@@ -68,8 +68,8 @@ def test_index_refuses_bad_headers_at_planning_and_probes_each_image_once(tmp_pa
     root = tmp_path / "ds"
     _tree(root)
     probed: list[str] = []
-    real = index_module.header_problem
-    monkeypatch.setattr(index_module, "header_problem", lambda p: probed.append(p) or real(p))
+    real = index_module.probe_header
+    monkeypatch.setattr(index_module, "probe_header", lambda p: probed.append(p) or real(p))
     path, entry = tmp_path / "results" / "ds" / INDEX_NAME, {"type": "custom", "root": str(root), "options": {}}
 
     with pytest.raises(BadImages) as caught:
