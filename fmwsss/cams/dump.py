@@ -19,6 +19,7 @@ from fmwsss.cams.clip_wrapper import ClipCam, preprocess_native
 from fmwsss.cams.gradcam import softmax_gradcam
 from fmwsss.cams.shards import CamShardWriter
 from fmwsss.hooks import maybe_stall
+from fmwsss.io.progress import Progress
 from fmwsss.io.shards import link_reused
 from fmwsss.prompts.learners import ZeroShotPrompts, load_prompts
 
@@ -67,7 +68,8 @@ def dump_cams(items: Sequence[tuple[str, str | os.PathLike, Sequence[int]]], cli
         if len(done) > n_reused:
             log(f"[{stage}] resuming {partial_path}: {len(done)} images done, {len(todo)} to go")
         if todo:
-            _compute(todo, writer, clip_path, prompts, caa, device, stage, n_attn_layers, load_image, len(done))
+            _compute(todo, writer, clip_path, prompts, caa, device, stage, n_attn_layers, load_image, len(done),
+                     len(ids), log)
         log(f"[{stage}] {Path(final_path).name}: {len(ids)} images: reused {n_reused}, computed {len(todo)}")
         final = writer.finish(ids)
     finally:
@@ -84,7 +86,7 @@ def _shard_settings(caa: CaaSettings | None, n_attn_layers: int, prompts: str | 
 def _compute(todo: Sequence[tuple[str, str | os.PathLike, Sequence[int]]], writer: CamShardWriter,
              clip_path: str | os.PathLike, prompts: str | os.PathLike | ZeroShot, caa: CaaSettings | None,
              device: str | torch.device, stage: str, n_attn_layers: int, load_image: Callable[[Path], np.ndarray],
-             committed: int) -> None:
+             committed: int, total: int, log: Callable[[str], None]) -> None:
     """CAMs of ``todo`` committed one by one (CLIP is loaded only when there is work)."""
     from fmwsss.models.clip import load_clip
 
@@ -93,6 +95,7 @@ def _compute(todo: Sequence[tuple[str, str | os.PathLike, Sequence[int]]], write
     with torch.no_grad():
         text = head.text_features(clip_cam).detach()
     n_fg = head.n_fg
+    progress = Progress(log, f"[{stage}] image", total, done=committed)
     for image_id, path, tags in tqdm(todo, desc=stage, unit="img", mininterval=5):
         rgb = load_image(Path(path))
         classes = np.array(sorted(set(int(t) for t in tags)), np.int64)
@@ -107,4 +110,5 @@ def _compute(todo: Sequence[tuple[str, str | os.PathLike, Sequence[int]]], write
         writer.write_cams(image_id, cams.cpu().numpy(), refined.cpu().numpy(), classes,
                           rgb.shape[0], rgb.shape[1], clip_cam.patch_size)
         committed += 1
+        progress.advance(detail=image_id)
         maybe_stall(stage, committed)

@@ -13,6 +13,8 @@ A truncated file is detected by forcing a full decode (``img.load()``); this rel
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
@@ -95,3 +97,53 @@ def load_rgb(path: str | os.PathLike) -> np.ndarray:
     if min(h, w) < MIN_SIDE:
         raise ImageError(f"{path}: image is {w}x{h} pixels; both sides must be at least {MIN_SIDE}")
     return np.ascontiguousarray(rgb)
+
+
+class BadImages(ImageError):
+    """Several unusable images at once: the message lists every one as ``file (reason)`` on one line."""
+
+    def __init__(self, problems: Sequence[tuple[str, str]], where: str, fix: str):
+        self.problems = list(problems)
+        listed = "; ".join(f"{path} ({reason})" for path, reason in self.problems)
+        super().__init__(f"{where}: {len(self.problems)} unusable image(s): {listed}; {fix}")
+
+
+def probe_header(path: str | os.PathLike) -> tuple[int, int] | str:
+    """``(width, height)`` from the file's header alone, or why the header is refused (a string).
+
+    Pillow's ``open`` parses the header without decoding pixels (~0.1 ms a file); a truncated pixel stream
+    is not seen here, only by the full decode of ``load_rgb``.
+    """
+    try:
+        with Image.open(path) as img:
+            w, h = img.size
+    except FileNotFoundError:
+        return "image file not found"
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        return f"unreadable image header ({exc})"
+    if min(w, h) < MIN_SIDE:
+        return f"image is {w}x{h} pixels; both sides must be at least {MIN_SIDE}"
+    return w, h
+
+
+def require_decodable(paths: Sequence[str | os.PathLike], where: str, threads: int = 1) -> None:
+    """Fully decode every image once (``load_rgb``) and raise one ``BadImages`` naming every failure.
+
+    A job calls this before loading any model, so a truncated file costs seconds, not a model load and a
+    partial run, and the user sees all bad files of the job at once. Cost: one decode per image (~5 ms for
+    a VOC JPEG), spread over ``threads`` (Pillow releases the GIL while decoding).
+    """
+
+    def problem(path: str | os.PathLike) -> tuple[str, str] | None:
+        try:
+            load_rgb(path)
+        except ImageError as exc:
+            reason = str(exc)
+            prefix = f"{Path(path)}: "
+            return str(path), reason[len(prefix):] if reason.startswith(prefix) else reason
+        return None
+
+    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+        found = [p for p in pool.map(problem, paths) if p is not None]
+    if found:
+        raise BadImages(found, where, "fix or remove these files, then run again (found before any model loaded)")

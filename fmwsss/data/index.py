@@ -26,6 +26,13 @@ Freshness, checked by the main Snakemake process (``refresh_index``) on every ru
 First-build cost: one sha256 pass over every image and GT file (~0.8 GB/s per core here, hashed on all cores):
 about 13 GB for COCO train2014, i.e. ~10-20 s on warm disks, bounded by disk speed on cold ones.
 
+Image headers: when an image is hashed, its header is parsed too (``probe_header``: size without decoding
+pixels) and its width and height, or why it is refused, are recorded with its stat, so a warm run re-opens
+no image. An unreadable header or a side under 16 px refuses the whole dataset at planning with one
+``BadImages`` error listing every bad file (the index is still written, so fixing one file re-probes only
+that file). A truncated pixel stream has a fine header: jobs catch it with a full decode before any model
+(``require_decodable``).
+
 Ground truth painted on request (COCO with ``cache_dir``): the index stores each image's paint recipe (its
 annotations in paint order and its size, zlib'd; its sha256 is the image's GT identity), so no job parses
 the annotation JSON: a scoring job paints the maps it lacks into the shared cache from the recipes.
@@ -47,15 +54,16 @@ import sqlite3
 import sys
 import time
 import zlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from fmwsss.data.base import Dataset, DatasetError, open_dataset
+from fmwsss.data.images import BadImages, probe_header
 from fmwsss.data.shards import ids_digest
 
-INDEX_VERSION = 2
+INDEX_VERSION = 3
 """Bump when a loader's output or this file's layout changes: older indexes are then rebuilt."""
 
 INDEX_NAME = "index.sqlite"
@@ -104,6 +112,33 @@ class FileStat:
     size: int
     mtime_ns: int
     sha256: str
+    width: int | None = None  # images only: the header's size, or ``problem`` when the header is refused
+    height: int | None = None
+    problem: str | None = None
+
+    @property
+    def is_image(self) -> bool:
+        return self.width is not None or self.problem is not None
+
+
+def _hash_and_probe(path: str) -> tuple[str, int | None, int | None, str | None]:
+    """sha256 of an image file and its header's (width, height) or problem, read while the file is cached."""
+    found = probe_header(path)
+    if isinstance(found, str):
+        return file_sha256(path), None, None, found
+    return file_sha256(path), *found, None
+
+
+def bad_images(files: dict[str, FileStat]) -> list[tuple[str, str]]:
+    """(path, reason) of every recorded image whose header was refused, sorted by path."""
+    return sorted((p, f.problem) for p, f in files.items() if f.problem is not None)
+
+
+def refuse_bad_images(files: dict[str, FileStat], name: str) -> None:
+    """The planning-time image check: one ``BadImages`` error naming every refused image of the dataset."""
+    bad = bad_images(files)
+    if bad:
+        raise BadImages(bad, f"dataset {name!r}", "fix or remove these files (image headers are checked at planning)")
 
 
 def _stat(path: str) -> tuple[int, int]:
@@ -111,15 +146,18 @@ def _stat(path: str) -> tuple[int, int]:
     return st.st_size, st.st_mtime_ns
 
 
-def hash_files(paths: Sequence[str], cache: dict[str, FileStat], log: Log, what: str) -> dict[str, FileStat]:
+def hash_files(
+    paths: Sequence[str], cache: dict[str, FileStat], log: Log, what: str, images: Collection[str] = ()
+) -> dict[str, FileStat]:
     """Stat every path; re-hash only those whose (size, mtime_ns) differ from ``cache`` (threads: hashlib
-    releases the GIL). A missing file raises ``FileNotFoundError`` naming it."""
+    releases the GIL). A missing file raises ``FileNotFoundError`` naming it. Of the re-hashed paths, those in
+    ``images`` also get their header recorded (``_hash_and_probe``)."""
     out: dict[str, FileStat] = {}
     todo: dict[str, tuple[int, int]] = {}  # the stat taken before hashing: a file written meanwhile is re-hashed next time
     for path in paths:
         stat = _stat(path)
         old = cache.get(path)
-        if old is not None and (old.size, old.mtime_ns) == stat:
+        if old is not None and (old.size, old.mtime_ns) == stat and (old.is_image or path not in images):
             out[path] = old
         else:
             todo[path] = stat
@@ -129,9 +167,13 @@ def hash_files(paths: Sequence[str], cache: dict[str, FileStat], log: Log, what:
         tic, last, done = time.monotonic(), time.monotonic(), 0
         paths_todo = list(todo)
         chunks = [paths_todo[i : i + 256] for i in range(0, len(paths_todo), 256)]  # few futures, not one a file
+
+        def read(p: str) -> tuple:
+            return _hash_and_probe(p) if p in images else (file_sha256(p),)
+
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-            for chunk, shas in zip(chunks, pool.map(lambda c: [file_sha256(p) for p in c], chunks)):
-                out.update((path, FileStat(*todo[path], sha)) for path, sha in zip(chunk, shas))
+            for chunk, found in zip(chunks, pool.map(lambda c: [read(p) for p in c], chunks)):
+                out.update((path, FileStat(*todo[path], *f)) for path, f in zip(chunk, found))
                 done += len(chunk)
                 if time.monotonic() - last > 10:
                     last = time.monotonic()
@@ -142,7 +184,8 @@ def hash_files(paths: Sequence[str], cache: dict[str, FileStat], log: Log, what:
 # -- writing --------------------------------------------------------------------------------------------
 _SCHEMA = """
 CREATE TABLE header (k TEXT PRIMARY KEY, v TEXT NOT NULL);
-CREATE TABLE files (path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, sha256 TEXT, source INTEGER);
+CREATE TABLE files (path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, sha256 TEXT, source INTEGER,
+                    width INTEGER, height INTEGER, problem TEXT);
 CREATE TABLE folders (path TEXT PRIMARY KEY, listing TEXT);
 CREATE TABLE images (id TEXT PRIMARY KEY, pos INTEGER, image TEXT NOT NULL, gt TEXT, tags TEXT);
 CREATE INDEX images_pos ON images (pos);
@@ -204,8 +247,10 @@ class IndexContent:
             con = sqlite3.connect(tmp)
             with con:
                 con.executemany(
-                    "UPDATE files SET size = ?, mtime_ns = ?, sha256 = ? WHERE path = ?",
-                    ((f.size, f.mtime_ns, f.sha256, p) for p, f in self.files.items() if old.files[p] != f),
+                    "UPDATE files SET size = ?, mtime_ns = ?, sha256 = ?, width = ?, height = ?, problem = ? "
+                    "WHERE path = ?",
+                    ((f.size, f.mtime_ns, f.sha256, f.width, f.height, f.problem, p)
+                     for p, f in self.files.items() if old.files[p] != f),
                 )
                 con.executemany("UPDATE header SET v = ? WHERE k = ?", ((v, k) for k, v in self.header().items()))
             con.close()
@@ -224,8 +269,9 @@ class IndexContent:
                 con.executescript(_SCHEMA)
                 con.executemany("INSERT INTO header VALUES (?, ?)", self.header().items())
                 con.executemany(
-                    "INSERT INTO files VALUES (?, ?, ?, ?, ?)",
-                    ((p, f.size, f.mtime_ns, f.sha256, int(p in self.sources)) for p, f in self.files.items()),
+                    "INSERT INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    ((p, f.size, f.mtime_ns, f.sha256, int(p in self.sources), f.width, f.height, f.problem)
+                     for p, f in self.files.items()),
                 )
                 con.executemany("INSERT INTO folders VALUES (?, ?)", self.folders.items())
                 pos = {i: n for n, i in enumerate(self.ids)}
@@ -272,7 +318,7 @@ def content_from_dataset(
     images = sorted({r[0] for r in rows.values()})
     gts = sorted({r[1] for i, r in rows.items() if r[1] is not None and i not in recipes})
     files = hash_files(sorted(sources), cache, log, "source files")
-    files.update(hash_files([p for p in images if p not in files], cache, log, "images"))
+    files.update(hash_files([p for p in images if p not in files], cache, log, "images", images=set(images)))
     files.update(hash_files([p for p in gts if p not in files], cache, log, "ground-truth files"))
     return IndexContent(
         name=dataset.name, type=dataset.type, root=str(dataset.root), config=config,
@@ -324,8 +370,8 @@ def read_freshness(path: Path) -> Freshness:
     con = _connect_checked(path, ("header", "files", "folders"))
     try:
         files, sources = {}, set()
-        for p, size, mtime, sha, source in con.execute("SELECT * FROM files"):
-            files[p] = FileStat(size, mtime, sha)
+        for p, size, mtime, sha, source, width, height, problem in con.execute("SELECT * FROM files"):
+            files[p] = FileStat(size, mtime, sha, width, height, problem)
             if source:
                 sources.add(p)
         return Freshness(dict(con.execute("SELECT k, v FROM header")), files, sources,
@@ -372,8 +418,15 @@ def refresh_index(path: Path, name: str, entry: dict, log: Log = stderr_log) -> 
     Called by the main Snakemake process (and ``fmwsss index``/``status``/``gc``) only. ``entry`` is the
     dataset's config entry (type, root, options). Loader errors (``DatasetError``, ``OSError``) propagate.
     Each run reads the header and the recorded stats, stats every file, and reads the rows only when
-    something changed.
+    something changed. An image whose header is refused raises ``BadImages`` naming every such file, after
+    the index is written.
     """
+    refuse_bad_images(_refresh(path, name, entry, log), name)
+    return DatasetIndex(path)
+
+
+def _refresh(path: Path, name: str, entry: dict, log: Log) -> dict[str, FileStat]:
+    """``refresh_index`` without the image check: the index's files as now recorded."""
     config = config_identity(entry)
     fresh, cache, why = None, {}, "no index yet"
     if path.exists():
@@ -388,7 +441,7 @@ def refresh_index(path: Path, name: str, entry: dict, log: Log = stderr_log) -> 
     elif fresh is not None:
         files = _current_files(fresh, log)
         if files == fresh.files:
-            return DatasetIndex(path)
+            return files
         if files is not None:
             cache = files  # a rebuild below reuses the digests just computed
             try:
@@ -400,7 +453,7 @@ def refresh_index(path: Path, name: str, entry: dict, log: Log = stderr_log) -> 
                 new = IndexContent(**{**old.__dict__, "files": files})
                 new.patch(path, old)
                 log(f"{path}: refreshed ({_what_moved(old, new)})")
-                return DatasetIndex(path)
+                return files
         else:
             why = "its sources changed"
     log(f"{name}: opening the dataset ({why}); the index {path} is then read by every later run and job")
@@ -409,7 +462,7 @@ def refresh_index(path: Path, name: str, entry: dict, log: Log = stderr_log) -> 
     content = content_from_dataset(dataset, config, cache, log)
     content.write(path)
     log(f"{name}: {len(content.ids)} ids indexed in {time.monotonic() - tic:.1f} s")
-    return DatasetIndex(path)
+    return content.files
 
 
 def _what_moved(old: IndexContent, new: IndexContent) -> str:
@@ -426,7 +479,8 @@ def _current_files(fresh: Freshness, log: Log) -> dict[str, FileStat] | None:
             log(f"{folder}: its listing changed")
             return None
     try:
-        files = hash_files(list(fresh.files), fresh.files, log, "changed files")
+        images = {p for p, f in fresh.files.items() if f.is_image}
+        files = hash_files(list(fresh.files), fresh.files, log, "changed files", images)
     except FileNotFoundError as exc:
         log(f"{exc.filename}: no longer exists")
         return None

@@ -21,7 +21,10 @@ if TYPE_CHECKING:
 
 @contextlib.contextmanager
 def job_log(path: str | None) -> Iterator[Callable[[str], None]]:
-    """Send stderr to the rule's log file (fresh per attempt) and yield a line logger."""
+    """Send stderr to the rule's log file (fresh per attempt) and yield a line logger.
+
+    A failure ends the log with its traceback and one ``error:`` line, and writes that line to the job's own
+    stderr too (the terminal): Snakemake's error summary shows only ``message: None`` and the log path."""
     if path is None:
         yield lambda msg: print(msg, file=sys.stderr, flush=True)
         return
@@ -31,10 +34,13 @@ def job_log(path: str | None) -> Iterator[Callable[[str], None]]:
         sys.stderr = fh
         try:
             yield lambda msg: print(f"{time.strftime('%H:%M:%S')} {msg}", file=fh, flush=True)
-        except BaseException:
+        except BaseException as exc:
             import traceback
 
             traceback.print_exc(file=fh)
+            line = f"error: {type(exc).__name__}: {exc}".replace("\n", " ")
+            print(f"{time.strftime('%H:%M:%S')} {line}", file=fh, flush=True)
+            print(f"fmwsss {line} (log: {path})", file=old, flush=True)
             raise
         finally:
             sys.stderr = old
@@ -52,6 +58,17 @@ def _job_device(smk: Any, log: Callable[[str], None]) -> contextlib.AbstractCont
     from fmwsss.devices import job_device
 
     return job_device(_runtime(smk)["device"], log)
+
+
+def _require_decodable(items: Sequence[tuple], where: str, threads: int, log: Callable[[str], None]) -> None:
+    """Decode every image of the job (``items``: (id, path, ...)) before any model loads: all unusable files
+    in one error. Only in jobs that can be the first to decode an image (SAM and CAM shards, class prompts,
+    the val split): the others read images those jobs already decoded."""
+    from fmwsss.data.images import require_decodable
+
+    tic = time.monotonic()
+    require_decodable([item[1] for item in items], where, threads)
+    log(f"{where}: {len(items)} images decoded in {time.monotonic() - tic:.1f} s, all usable")
 
 
 def _log_path(smk: Any) -> str | None:
@@ -84,6 +101,7 @@ def sam_masks(smk: Any) -> None:
         items = [(i, ds.dataset.image_path(i)) for i in ds.shard_ids(final.stem)]
         reused = _reusable(ds, "sam_masks", final, log)
         log(f"sam_masks: shard {final.stem} of {ds.name}, {len(items)} images, weights {p.weights}")
+        _require_decodable(items, f"sam_masks {final.stem} of {ds.name}", smk.threads, log)
         run_sam_shard(
             items=items,
             model_path=Path(smk.input.weights),
@@ -217,6 +235,7 @@ def prompts_train(smk: Any, stage: str) -> None:
             cfg = train_config(section, runtime, section_name)
             if cfg.task == "cls":
                 items = [(i, ds.dataset.image_path(i), ds.dataset.tags(i)) for i in ds.dataset.ids]
+                _require_decodable(items, f"{stage} of {ds.name}", smk.threads, log)
             else:
                 seeds = _store_dir(smk.input.seeds_coarse)
                 items = [(i, ds.dataset.image_path(i), seeds / f"{i}.png", ds.dataset.tags(i))
@@ -256,6 +275,7 @@ def cams_dump(smk: Any, stage: str) -> None:
         items = [(i, ds.dataset.image_path(i), ds.dataset.tags(i)) for i in ds.shard_ids(final.stem)]
         reused = _reusable(ds, stage, final, log)
         log(f"{stage}: shard {final.stem} of {ds.name}, {len(items)} images")
+        _require_decodable(items, f"{stage} {final.stem} of {ds.name}", smk.threads, log)
         dump_cams(
             items, smk.input.weights, _prompts_source(getattr(smk.input, prompts_stage)), caa_settings(caa),
             Path(smk.params.partial) / final.name, final, device=device,
@@ -278,6 +298,7 @@ def tagged_maps(maps: "np.ndarray", classes: "np.ndarray", tags: Sequence[int]) 
 def seeds_shard(smk: Any, stage: str) -> None:
     """One shard of seeds: SAMS (or the argmax baseline) on the SAM masks and the refined CAMs."""
     from fmwsss.cams.shards import CamShardReader
+    from fmwsss.io.progress import Progress
     from fmwsss.io.shards import GroupShardWriter, link_reused
     from fmwsss.hooks import maybe_stall
     from fmwsss.sam.shards import SamShardReader
@@ -292,7 +313,6 @@ def seeds_shard(smk: Any, stage: str) -> None:
         clean_stale_temps(final.parent)
         ids = ds.shard_ids(final.stem)
         reused = _reusable(ds, stage, final, log)
-        position = {image_id: n for n, image_id in enumerate(ids, start=1)}
         with GroupShardWriter(Path(smk.params.partial) / final.name, final, section) as writer:
             n_reused = link_reused(writer, reused)
             done = writer.done
@@ -300,6 +320,7 @@ def seeds_shard(smk: Any, stage: str) -> None:
             if todo:
                 sam = SamShardReader(_store_dir(smk.input.sam_masks) / final.name)
                 cams = CamShardReader(_store_dir(getattr(smk.input, cams_stage)) / final.name)
+            progress = Progress(log, f"{stage}: image", len(ids), done=len(done), every=1)
             for image_id in todo:
                 tic = time.perf_counter()
                 cam = cams.read(image_id)
@@ -308,8 +329,8 @@ def seeds_shard(smk: Any, stage: str) -> None:
                 masks = sam.read(image_id) if section["method"] == "sams" else None
                 labels = seed_image(section, maps, classes, size, masks, device=device)
                 writer.write(image_id, {"labels": labels}, {}, compression="gzip")
-                log(f"{stage}: image {position[image_id]}/{len(ids)} {image_id} -> classes "
-                    f"{sorted(set(labels.ravel().tolist()) - {0})} ({time.perf_counter() - tic:.2f} s)")
+                progress.advance(detail=f"{image_id} -> classes {sorted(set(labels.ravel().tolist()) - {0})} "
+                                        f"({time.perf_counter() - tic:.2f} s)")
                 maybe_stall(stage, len(writer.done))
             log(f"{stage}: {final.name}: {len(ids)} images: reused {n_reused}, computed {len(todo)}")
             writer.finish(ids)
@@ -328,14 +349,17 @@ def _evaluate(dataset, predictions, log, scores_path: Path) -> dict:
     from fmwsss.data.palette import load_label_png
     from fmwsss.eval import Accumulator, format_table, metrics_to_json, scores_to_json
     from fmwsss.io.atomic import atomic_write_json
+    from fmwsss.io.progress import Progress
 
     names = ("background", *dataset.class_names)
     acc, scored = Accumulator(len(names)), 0
+    progress = Progress(log, f"scoring {dataset.name}: image", len(dataset.ids))
     for image_id, labels in predictions:
         gt = dataset.gt_path(image_id)
         if gt is not None and Path(gt).is_file():
             acc.add(labels, load_label_png(gt), image_id)
             scored += 1
+        progress.advance()
     split = f"{dataset.name}: {_split_name(dataset)} ({scored} images with ground truth)"
     if not scored:
         log(f"no ground truth for {dataset.name}: nothing scored")
@@ -458,6 +482,7 @@ def deeplab_eval(smk: Any) -> None:
         if not val_ids:
             log(f"deeplab_eval: dataset {ds.name} has no 'val' split: nothing to evaluate")
         items = [(i, ds.dataset.image_path(i), ds.dataset.gt_path(i)) for i in val_ids]
+        _require_decodable(items, f"deeplab_eval of {ds.name}", smk.threads, log)
         result = evaluate_segmenter(
             smk.input.deeplab_train, items, ds.dataset.num_classes + 1, store,
             device, ds.settings["segmenter_eval"]["ms_scales"], log=log,

@@ -15,7 +15,6 @@ import csv
 import io
 import math
 import os
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Literal, Sequence
@@ -28,6 +27,7 @@ from fmwsss.cams.clip_wrapper import ClipCam, to_input_tensor
 from fmwsss.cams.gradcam import softmax_gradcam
 from fmwsss.io.atomic import atomic_write_bytes
 from fmwsss.io.loss_log import loss_row, reset_loss_csv
+from fmwsss.io.progress import Progress
 from fmwsss.hooks import maybe_stall
 from fmwsss.prompts.augment import AugConfig, augment
 from fmwsss.prompts.learners import PromptConfig, PromptLearner, save_prompts
@@ -187,7 +187,7 @@ def train_prompts(items: Sequence[tuple], clip_path: str | os.PathLike, prompt_c
     with open(csv_path, "a", newline="") as csv_fh:
         writer = csv.writer(csv_fh)
         bar = tqdm(range(start, cfg.max_iter), desc=stage, initial=start, total=cfg.max_iter, mininterval=5)
-        tic = time.perf_counter()
+        progress = Progress(log, f"[{stage}] iteration", cfg.max_iter, done=start, every=cfg.log_every)
         for it in bar:
             lr = lr_at(it, cfg)
             for group in optim.param_groups:
@@ -216,9 +216,7 @@ def train_prompts(items: Sequence[tuple], clip_path: str | os.PathLike, prompt_c
             if done % cfg.ckpt_every == 0 or done == cfg.max_iter:
                 _save_checkpoint(ckpt_path, learner, optim, done, cfg)
             bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{lr:.2e}")
-            if done % cfg.log_every == 0 or done == cfg.max_iter:
-                rate = (done - start) / max(time.perf_counter() - tic, 1e-9)
-                log(f"[{stage}] iteration {done}/{cfg.max_iter} loss {loss_value:.6f} lr {lr:.3e} {rate:.2f} it/s")
+            progress.advance(detail=f"loss {loss_value:.6f} lr {lr:.3e}")
             maybe_stall(stage, done)
     saved = save_prompts(learner, out_path)
     atomic_write_bytes(Path(out_path).parent / "loss.csv", csv_path.read_bytes())

@@ -20,6 +20,7 @@ from tqdm import tqdm
 from fmwsss.data.images import load_rgb
 from fmwsss.models.sam import load_sam
 from fmwsss.hooks import maybe_stall
+from fmwsss.io.progress import Progress
 from fmwsss.io.shards import link_reused
 from fmwsss.sam.build import SamSpeed, build_generator, check_sam_settings
 from fmwsss.sam.fast import FastMaskGenerator, prepare_image
@@ -111,7 +112,6 @@ def _compute(todo: list[tuple[str, Path]], ids: list[str], writer: SamShardWrite
     """Generate and commit the masks of ``todo`` (the model is loaded only when there is work)."""
     model = load_sam(model_path, arch, torch.device(device))
     generator = build_generator(model, settings, speed)
-    position = {image_id: index for index, image_id in enumerate(ids, start=1)}
     if isinstance(generator, FastMaskGenerator):
         prepare = partial(prepare_image, img_size=model.image_encoder.img_size,
                           crop_n_layers=generator.crop_n_layers, crop_overlap_ratio=generator.crop_overlap_ratio)
@@ -124,6 +124,7 @@ def _compute(todo: list[tuple[str, Path]], ids: list[str], writer: SamShardWrite
     loader = DataLoader(ShardImages(todo, prepare), batch_size=images_per_batch, num_workers=num_workers,
                         collate_fn=_as_list)
     n_committed = len(ids) - len(todo)
+    progress = Progress(log, f"{STAGE}: image", len(ids), done=n_committed, every=1)
     with tqdm(total=len(ids), initial=n_committed, desc=STAGE, unit="img", file=sys.stderr) as bar:
         start = time.perf_counter()
         for batch in loader:
@@ -136,7 +137,6 @@ def _compute(todo: list[tuple[str, Path]], ids: list[str], writer: SamShardWrite
                 writer.write(image_id, masks)
                 n_committed += 1
                 bar.update()
-                log(f"{STAGE}: image {position[image_id]}/{len(ids)} {image_id} -> {len(masks)} masks "
-                    f"({seconds:.1f} s)")
+                progress.advance(detail=f"{image_id} -> {len(masks)} masks ({seconds:.1f} s)")
                 maybe_stall(STAGE, n_committed)
             start = time.perf_counter()

@@ -17,6 +17,7 @@ from fmwsss.data.images import load_rgb
 from fmwsss.data.palette import load_label_png, palette_for, save_label_png
 from fmwsss.eval import Accumulator, format_table, metrics_to_json, scores_to_json
 from fmwsss.io.atomic import atomic_write_json
+from fmwsss.io.progress import Progress
 from fmwsss.segmentation.infer import predict
 from fmwsss.segmentation.models import load_segmenter
 
@@ -44,7 +45,8 @@ def evaluate_segmenter(model_path: str | os.PathLike,
     out_dir = Path(out_dir)
     acc = {mode: Accumulator(num_classes) for mode in MODES}
     options = {"single_scale": ((1.0,), False), "ms_flip": (tuple(ms_scales), True)}
-    for n, (image_id, image_path, gt_path) in enumerate(items, start=1):
+    progress = Progress(log, f"[deeplab_eval] {split_name}: predicted", len(items), every=100)
+    for image_id, image_path, gt_path in items:
         rgb = load_rgb(image_path)
         gt = load_label_png(gt_path) if gt_path is not None else None
         for mode, (scales, flip) in options.items():
@@ -52,8 +54,7 @@ def evaluate_segmenter(model_path: str | os.PathLike,
             save_label_png(out_dir / mode / f"{image_id}.png", pred, palette)
             if gt is not None:
                 acc[mode].add(pred, gt, image_id)
-        if n % 100 == 0 or n == len(items):
-            log(f"[deeplab_eval] {split_name}: predicted {n}/{len(items)} images")
+        progress.advance(detail="images")
     scored = acc["single_scale"].num_images
     result: dict[str, Any] = {"split": split_name, "num_images": len(items), "num_scored": scored,
                               "miou": {}, "metrics": {}}

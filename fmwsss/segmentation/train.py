@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import io
 import os
-import time
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -22,6 +21,7 @@ from tqdm import tqdm
 
 from fmwsss.io.atomic import atomic_write_bytes
 from fmwsss.io.loss_log import loss_row, reset_loss_csv
+from fmwsss.io.progress import Progress
 from fmwsss import hooks
 from fmwsss.segmentation.dataset import IGNORE, AugSettings, IterationSampler, PseudoLabelDataset
 from fmwsss.segmentation.models import build_segmenter, save_segmenter
@@ -131,7 +131,7 @@ def train_segmenter(items: Sequence[tuple[str, str | Path, str | Path]], setting
                         num_workers=num_workers, pin_memory=device.type == "cuda",
                         generator=torch.Generator().manual_seed(0))  # keeps the global RNG untouched
     bar = tqdm(loader, desc=STAGE, initial=start, total=iterations, mininterval=2)
-    tic = time.perf_counter()
+    progress = Progress(log, f"[{STAGE}] iteration", iterations, done=start, every=log_every)
     with open(csv_path, "a", newline="") as csv_fh:
         writer = csv.writer(csv_fh)
         for it, (images, labels) in enumerate(bar, start=start):
@@ -162,9 +162,7 @@ def train_segmenter(items: Sequence[tuple[str, str | Path, str | Path]], setting
                                   "scheduler": sched.state_dict(), "scaler": scaler.state_dict(),
                                   "rng": _rng_state(device), "iteration": done, "fingerprint": fingerprint})
             bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{lr:.2e}")
-            if done == start + 1 or done % log_every == 0 or done == iterations:
-                rate = (done - start) / max(time.perf_counter() - tic, 1e-9)
-                log(f"[{STAGE}] iteration {done}/{iterations} loss {loss_value:.6f} lr {lr:.3e} {rate:.2f} it/s")
+            progress.advance(detail=f"loss {loss_value:.6f} lr {lr:.3e}")
             hooks.maybe_stall(STAGE, done)
     bar.close()
     save_segmenter(out_path, model, settings["arch"], num_classes, settings)

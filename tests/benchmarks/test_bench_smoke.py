@@ -38,6 +38,12 @@ EXPECTED_ROWS = {
         r"^extrapolated to 82,783 images, shard_size 500 \(166 shards per sharded stage\)",
         r"^  sam_masks +168 files",
     ],
+    "bench_index_images.py": [
+        r"^VOC tree .*: 72 images \(48 ids \+ val\); best of 1 hashing passes, 1 cold builds$",
+        r"^hash every image( +-?[\d.]+){3} +-?[\d.]+x( +-?[\d.]+){3} +-?[\d.]+x$",
+        r"^cold index build( +-?[\d.]+){3} +-?[\d.]+x( +-?[\d.]+){3} +-?[\d.]+x$",
+        r"^added per image: -?\d+ us wall, -?\d+ us cpu; headers opened: cold 72, warm refresh 0 \(",
+    ],
     "bench_report.py": [
         r"ratio cold / warm CPU",
         r"VOC train_aug \(10582 images\)",
