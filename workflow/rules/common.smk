@@ -13,14 +13,17 @@ def current_key(stage):
 
 
 def upstream_of(stage):
-    """Products of the stage's upstream entries (never aliases), plus the weights it loads."""
+    """Products of the stage's upstream entries (never aliases), plus the weights it loads and their
+    verification sidecar (both ancient: the key pins the digest; the job checks the sidecar still fits)."""
 
     def inputs(w):
         PLAN.check_key(w.dataset, stage, w.key)
         found = {u: PLAN.product(w.dataset, u) for u in STAGES[stage].upstream}
         if STAGES[stage].weights:
             (role,) = STAGES[stage].weights
-            found["weights"] = PLAN.weight_file(w.dataset, role)
+            weights = PLAN.weight_file(w.dataset, role)
+            found["weights"] = ancient(weights)
+            found["weights_verified"] = ancient(weights + SIDECAR_SUFFIX)
         return found
 
     return inputs
