@@ -35,7 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "list", help="registered weights and their local state, without hashing",
         description="LOCAL is `present` only for a file whose <file>.sha256 sidecar (written when it was verified, "
-                    "or when a tiny model was made) still matches its size and mtime; `unverified` for a file "
+                    "or when a tiny model was made) still matches its size and mtime (a tiny model's bytes are "
+                    "hashed: a few MB); `unverified` for a file "
                     "never verified or changed since (run `fmwsss weights verify NAME`); `mismatch` for a size "
                     "other than the registry's or a sidecar recording other bytes; `missing`. SIZE is the "
                     "registry's declared size, `unknown` where it declares none.",

@@ -13,7 +13,9 @@ written, because the workflow's verify rule is what hashes, once per file.
 Tiny random-weight models (``tiny=True``) are made locally by ``fmwsss weights make-tiny`` for tests and the
 demo; they are never downloaded and never stand in for a missing real checkpoint. The registry declares no
 digest for them (random bytes, made on the spot), so their sidecar, written at creation (``record_tiny``), is
-the reference: a job accepts a tiny file only while it is unchanged since it was made.
+the reference: a job accepts a tiny file only while its bytes are those it was made with. Tiny files are a few
+MB, so that check hashes them every time; their mtime proves nothing (Snakemake touches a rule's outputs
+after the job that made them, after the sidecar was written).
 """
 from __future__ import annotations
 
@@ -262,9 +264,10 @@ def verify_local(path: str | os.PathLike, spec: WeightSpec, force: bool = False)
 
 
 def require_verified(path: str | os.PathLike) -> Path:
-    """A pipeline job's check before it loads weights: ``path``'s sidecar still describes it. Never hashes
-    on success (the verify rule hashed once); a file replaced or touched since is refused, with its found
-    sha256 (hashed on this error path only) and the command that gets the right file or re-records it.
+    """A pipeline job's check before it loads weights: ``path``'s sidecar still describes it. A real
+    checkpoint is never hashed on success (the verify rule hashed it once); one replaced or touched since is
+    refused, with its found sha256 (hashed on this error path only) and the command that gets the right file
+    or re-records it. A tiny model (MBs) is hashed and compared with the digest recorded at its creation.
     """
     path = Path(path)
     spec = spec_for_file(path)
@@ -277,10 +280,13 @@ def require_verified(path: str | os.PathLike) -> Path:
     if record is None:
         raise WeightsIntegrityError(
             f"{path}: never verified (no {sidecar_path(path).name}); run `fmwsss weights verify {spec.name}`"
+            + (f" or `{fetch_command(spec, path.absolute().parent)}`" if spec.tiny else "")
         )
-    if record["sha256"] == expected and _describes(record, st):
+    if not spec.tiny and record["sha256"] == expected and _describes(record, st):
         return path
     found = sha256_file(path)
+    if spec.tiny and found == expected:
+        return path
     if found != expected:
         raise WeightsIntegrityError(mismatch_message(path, spec, expected, found, "replaced after it was verified"))
     raise WeightsIntegrityError(
@@ -310,9 +316,10 @@ def load_failure_message(path: str | os.PathLike, exc: BaseException) -> str:
 
 
 def weight_status(name: str, root: str | os.PathLike | None = None) -> str:
-    """Cheap local state without hashing: "missing"; "present" only when a sidecar describes the file as it
-    is now with the expected digest; "mismatch" when its size differs from the registry's or the sidecar
-    records other bytes; "unverified" otherwise (never hashed, or changed since)."""
+    """Local state, hashing no real checkpoint: "missing"; "present" only when a sidecar describes the file as
+    it is now with the expected digest (a tiny model: its bytes hash to the digest recorded when it was made);
+    "mismatch" when its size differs from the registry's or the bytes are other than recorded; "unverified"
+    otherwise (never verified, or changed since)."""
     spec = get_weight(name)
     path = local_path(name, root)
     try:
@@ -322,9 +329,11 @@ def weight_status(name: str, root: str | os.PathLike | None = None) -> str:
     if spec.size is not None and st.st_size != spec.size:
         return "mismatch"
     record = _read_sidecar(path)
+    if spec.tiny and record is not None:
+        return "present" if sha256_file(path) == record["sha256"] else "mismatch"
     if not _describes(record, st):
         return "unverified"
-    return "present" if spec.tiny or record["sha256"] == spec.sha256 else "mismatch"
+    return "present" if record["sha256"] == spec.sha256 else "mismatch"
 
 
 def fetch_command(spec: WeightSpec, root: Path) -> str:

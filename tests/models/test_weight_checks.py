@@ -137,6 +137,8 @@ def test_tiny_models_are_checked_against_their_creation_record(root):
     made = record_tiny(path)
     assert made == hashlib.sha256(b"tiny clip made here").hexdigest()
     assert require_verified(path) == path
+    _bump_mtime(path)  # Snakemake touches a rule's outputs after the job: the bytes are what count
+    assert require_verified(path) == path
     path.write_bytes(b"tiny clip edited later")
     _bump_mtime(path)
     with pytest.raises(WeightsIntegrityError) as info:
