@@ -133,7 +133,8 @@ def verify_weights_job(name: str, path: str, log_path: str) -> None:
 
 
 def _verified_weights(smk: Any) -> Path:
-    """The job's weight file, refused unless its sidecar (a declared input) still describes it: no hashing."""
+    """The job's weight file, refused unless its sidecar (a declared input) still describes it (real
+    checkpoints are not re-hashed here; the verify rule hashed them once)."""
     from fmwsss.models.weights import require_verified
 
     return require_verified(smk.input.weights)
