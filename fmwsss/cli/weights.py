@@ -15,8 +15,9 @@ from fmwsss.models.weights import (
     WeightsIntegrityError,
     list_weights,
     local_path,
-    require_local,
-    sidecar_path,
+    missing_message,
+    record_tiny,
+    verify_local,
     weight_status,
 )
 
@@ -31,7 +32,15 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="weights_command", metavar="COMMAND", required=True)
 
-    p = sub.add_parser("list", help="registered weights and whether they are present/verified locally")
+    p = sub.add_parser(
+        "list", help="registered weights and their local state, without hashing",
+        description="LOCAL is `present` only for a file whose <file>.sha256 sidecar (written when it was verified, "
+                    "or when a tiny model was made) still matches its size and mtime (a tiny model's bytes are "
+                    "hashed: a few MB); `unverified` for a file "
+                    "never verified or changed since (run `fmwsss weights verify NAME`); `mismatch` for a size "
+                    "other than the registry's or a sidecar recording other bytes; `missing`. SIZE is the "
+                    "registry's declared size, `unknown` where it declares none.",
+    )
     p.add_argument("--dir", type=Path, default=None, help=_DIR_HELP)
     p.set_defaults(func=_cmd_list)
 
@@ -44,7 +53,13 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="do not draw a progress bar")
     p.set_defaults(func=_cmd_fetch)
 
-    p = sub.add_parser("verify", help="check local checkpoints' size and sha256 (hash cached in <file>.sha256)")
+    p = sub.add_parser(
+        "verify", help="check local checkpoints' size and sha256 (hash cached in <file>.sha256)",
+        description="Real checkpoints are checked against the registry's size and sha256; tiny models against the "
+                    "sha256 recorded when they were made. A match writes <file>.sha256, which pipeline jobs "
+                    "require (they refuse a file changed since); a mismatch names the file, the expected and "
+                    "found sha256 and the command that gets the right file.",
+    )
     p.add_argument("names", nargs="+", choices=list_weights(), metavar="NAME",
                    help=f"weights to check: {', '.join(list_weights())}")
     p.add_argument("--dir", type=Path, default=None, help=_DIR_HELP)
@@ -60,9 +75,9 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def _human(size: int | None) -> str:
-    """Bytes as B/KiB/MiB/GiB with one decimal; "?" when the registry declares no size."""
+    """Bytes as B/KiB/MiB/GiB with one decimal; "unknown" when the registry declares no size (never guessed)."""
     if size is None:
-        return "?"
+        return "unknown"
     units = ("B", "KiB", "MiB", "GiB")
     value, i = float(size), 0
     while value >= 1024 and i < len(units) - 1:
@@ -97,16 +112,17 @@ def _cmd_fetch(args: argparse.Namespace) -> int:
 def _cmd_verify(args: argparse.Namespace) -> int:
     status = 0
     for name in args.names:
-        if args.force:
-            sidecar_path(local_path(name, args.dir)).unlink(missing_ok=True)
+        spec = WEIGHTS[name]
+        path = local_path(name, args.dir)
         try:
-            path = require_local(name, args.dir)
+            if not path.is_file():
+                raise MissingWeightsError(missing_message(spec, path))
+            digest = verify_local(path, spec, force=args.force)
         except (MissingWeightsError, WeightsIntegrityError) as err:
             print(f"error: {err}", file=sys.stderr)
             status = 1
             continue
-        spec = WEIGHTS[name]
-        print(f"OK  {name}  {path}  {'tiny (exists; not hashed)' if spec.tiny else 'sha256 ' + str(spec.sha256)}")
+        print(f"OK  {name}  {path}  sha256 {digest}{' (tiny: as recorded when made)' if spec.tiny else ''}")
     return status
 
 
@@ -118,5 +134,6 @@ def _cmd_make_tiny(args: argparse.Namespace) -> int:
         path = local_path(name, args.dir)
         path.parent.mkdir(parents=True, exist_ok=True)
         create(path, args.seed)
+        record_tiny(path)
         print(f"wrote {path}")
     return 0

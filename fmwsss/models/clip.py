@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from fmwsss.io.atomic import atomic_path
+from fmwsss.models.weights import load_failure_message
 
 TINY_CFG = dict(
     embed_dim=32,
@@ -128,8 +129,8 @@ def load_clip(path: str | os.PathLike, device: str | torch.device = "cpu", expec
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
             model = load_openai_model(str(path), precision="fp32", device=str(device))
-    except Exception as exc:  # noqa: BLE001 - re-raised with the file name
-        raise ClipLoadError(f"cannot load CLIP checkpoint {path}: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 - re-raised with the file name, without torch's unsafe advice
+        raise ClipLoadError(f"CLIP checkpoint: {load_failure_message(path, exc)}") from None
     if not hasattr(model, "visual") or not hasattr(model.visual, "proj") or model.visual.proj is None:
         raise ClipLoadError(f"{path} is not a ViT CLIP with a visual projection")
     if expect_quickgelu and not _uses_quickgelu(model):

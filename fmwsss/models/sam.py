@@ -9,6 +9,7 @@ from segment_anything import sam_model_registry
 from segment_anything.modeling import Sam
 
 from fmwsss.models.tiny_sam import TINY_SAM_FORMAT, TINY_SAM_VERSION, TinySam
+from fmwsss.models.weights import load_failure_message
 
 SAM_ARCHS = ("vit_h", "vit_l", "vit_b", "tiny")
 
@@ -19,7 +20,7 @@ def _read(checkpoint: Path) -> object:
     try:
         return torch.load(checkpoint, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for corrupt or foreign files
-        raise ValueError(f"{checkpoint}: not a loadable torch checkpoint ({exc})") from exc
+        raise ValueError(f"SAM checkpoint: {load_failure_message(checkpoint, exc)}") from None
 
 
 def _build_official(obj: object, checkpoint: Path, arch: str) -> Sam:

@@ -6,10 +6,16 @@ touching the file, and a loader can insist on exactly those bytes (``require_loc
 
 Hashing a 2.5 GB checkpoint takes seconds, so the full sha256 runs once per file and is remembered in a
 sidecar ``<file>.sha256`` (JSON: size, mtime_ns, digest). Later checks trust the sidecar only while the
-file's size and mtime still match it; any change forces a re-hash.
+file's size and mtime still match it. Interactive use (``require_local``) re-hashes a changed file; a
+pipeline job (``require_verified``) never hashes on success and refuses a file changed since its sidecar was
+written, because the workflow's verify rule is what hashes, once per file.
 
 Tiny random-weight models (``tiny=True``) are made locally by ``fmwsss weights make-tiny`` for tests and the
-demo; they are never downloaded and never stand in for a missing real checkpoint.
+demo; they are never downloaded and never stand in for a missing real checkpoint. The registry declares no
+digest for them (random bytes, made on the spot), so their sidecar, written at creation (``record_tiny``), is
+the reference: a job accepts a tiny file only while its bytes are those it was made with. Tiny files are a few
+MB, so that check hashes them every time; their mtime proves nothing (Snakemake touches a rule's outputs
+after the job that made them, after the sidecar was written).
 """
 from __future__ import annotations
 
@@ -129,6 +135,12 @@ WEIGHTS: dict[str, WeightSpec] = {
 }
 
 
+def spec_for_file(path: str | os.PathLike) -> WeightSpec | None:
+    """The registry entry whose file name is ``path``'s (file names are unique), or None."""
+    name = Path(path).name
+    return next((spec for spec in WEIGHTS.values() if spec.filename == name), None)
+
+
 def get_weight(name: str) -> WeightSpec:
     """Return the registry entry ``name``; a KeyError lists the known names."""
     try:
@@ -181,62 +193,147 @@ def write_sidecar(path: Path, digest: str) -> None:
     atomic_write_json(sidecar_path(path), {"sha256": digest, "size": st.st_size, "mtime_ns": st.st_mtime_ns})
 
 
-def _sidecar_digest(path: Path, st: os.stat_result) -> str | None:
-    """The recorded digest if the sidecar still describes this exact file (same size and mtime), else None."""
+def _read_sidecar(path: Path) -> dict | None:
+    """The sidecar record of ``path`` (sha256, size, mtime_ns), or None when absent or unreadable."""
     try:
         record = json.loads(sidecar_path(path).read_text())
     except (OSError, ValueError):
         return None
-    if not isinstance(record, dict) or record.get("size") != st.st_size or record.get("mtime_ns") != st.st_mtime_ns:
-        return None
-    digest = record.get("sha256")
-    return digest if isinstance(digest, str) else None
+    return record if isinstance(record, dict) and isinstance(record.get("sha256"), str) else None
 
 
-def _check_size(path: Path, spec: WeightSpec, actual: int) -> None:
-    if spec.size is not None and actual != spec.size:
-        raise WeightsIntegrityError(
-            f"{path}: size {actual} bytes, expected {spec.size} bytes for {spec.name!r} "
-            f"(truncated or wrong file; delete it and run `fmwsss weights fetch {spec.name}`)"
-        )
+def _describes(record: dict | None, st: os.stat_result) -> bool:
+    """Whether a sidecar record was written for the file as it is now (same size and mtime)."""
+    return record is not None and record.get("size") == st.st_size and record.get("mtime_ns") == st.st_mtime_ns
+
+
+def _sidecar_digest(path: Path, st: os.stat_result) -> str | None:
+    """The recorded digest if the sidecar still describes this exact file (same size and mtime), else None."""
+    record = _read_sidecar(path)
+    return record["sha256"] if _describes(record, st) else None
+
+
+def expected_digest(path: Path, spec: WeightSpec) -> str | None:
+    """The sha256 ``path`` must have: the registry's, or for a tiny model the one recorded when it was made."""
+    if not spec.tiny:
+        return spec.sha256
+    record = _read_sidecar(path)
+    return record["sha256"] if record else None
+
+
+def mismatch_message(path: Path, spec: WeightSpec, expected: str | None, found: str, what: str = "") -> str:
+    """The error for wrong bytes: file, expected and found sha256, and the command that gets the right file."""
+    head = f"{path}: wrong bytes for {spec.name}" + (f" ({what})" if what else "")
+    return "\n".join((
+        head,
+        f"  expected sha256 {expected or 'unknown (no record of this tiny model: recreate it)'}",
+        f"  found    sha256 {found}",
+        f"  get the right file: {fetch_command(spec, path.absolute().parent)}",
+    ))
+
+
+def record_tiny(path: str | os.PathLike) -> str:
+    """Hash a just-made tiny model and write its sidecar: the reference later checks compare against."""
+    path = Path(path)
+    digest = sha256_file(path)
+    write_sidecar(path, digest)
+    return digest
 
 
 def verify_local(path: str | os.PathLike, spec: WeightSpec, force: bool = False) -> str:
     """Check ``path`` against ``spec`` and return its sha256.
 
-    The size is always checked. The full hash runs only when no sidecar describes the file as it is now
-    (or ``force``); a match is recorded in the sidecar. Raises WeightsIntegrityError on any mismatch.
+    The size is checked first, then the full hash runs unless a sidecar describes the file as it is now (or
+    ``force``); a match is recorded in the sidecar. A tiny model is checked against the digest recorded when
+    it was made. Raises WeightsIntegrityError on any mismatch (the message names file, expected and found
+    sha256 and the command that gets the right file); hashing there is the error path only.
     """
     path = Path(path)
-    if spec.sha256 is None:
-        raise ValueError(f"{spec.name!r} declares no sha256; only real (non-tiny) weights can be verified")
+    expected = expected_digest(path, spec)
     st = path.stat()
-    _check_size(path, spec, st.st_size)
-    if not force and _sidecar_digest(path, st) == spec.sha256:
-        return spec.sha256
+    if spec.size is not None and st.st_size != spec.size:
+        what = f"size {st.st_size} bytes, expected {spec.size} bytes: truncated or another file"
+        raise WeightsIntegrityError(mismatch_message(path, spec, expected, "not computed (the size differs)", what))
+    if expected is not None and not force and _sidecar_digest(path, st) == expected:
+        return expected
     actual = sha256_file(path)
-    if actual != spec.sha256:
-        raise WeightsIntegrityError(
-            f"{path}: sha256 {actual}, expected {spec.sha256} for {spec.name!r} "
-            f"(corrupt or wrong file; delete it and run `fmwsss weights fetch {spec.name}`)"
-        )
+    if actual != expected:
+        raise WeightsIntegrityError(mismatch_message(path, spec, expected, actual, "corrupt or another file"))
     write_sidecar(path, actual)
     return actual
 
 
+def require_verified(path: str | os.PathLike) -> Path:
+    """A pipeline job's check before it loads weights: ``path``'s sidecar still describes it. A real
+    checkpoint is never hashed on success (the verify rule hashed it once); one replaced or touched since is
+    refused, with its found sha256 (hashed on this error path only) and the command that gets the right file
+    or re-records it. A tiny model (MBs) is hashed and compared with the digest recorded at its creation.
+    """
+    path = Path(path)
+    spec = spec_for_file(path)
+    if spec is None:
+        raise ValueError(f"{path}: not a registered weight file ({', '.join(sorted(WEIGHTS))})")
+    if not path.is_file():
+        raise MissingWeightsError(missing_message(spec, path))
+    record, st = _read_sidecar(path), path.stat()
+    expected = expected_digest(path, spec)
+    if record is None:
+        raise WeightsIntegrityError(
+            f"{path}: never verified (no {sidecar_path(path).name}); run `fmwsss weights verify {spec.name}`"
+            + (f" or `{fetch_command(spec, path.absolute().parent)}`" if spec.tiny else "")
+        )
+    if not spec.tiny and record["sha256"] == expected and _describes(record, st):
+        return path
+    found = sha256_file(path)
+    if spec.tiny and found == expected:
+        return path
+    if found != expected:
+        raise WeightsIntegrityError(mismatch_message(path, spec, expected, found, "replaced after it was verified"))
+    raise WeightsIntegrityError(
+        f"{path}: modified (size or mtime) after it was verified; its bytes still hash to the expected sha256 "
+        f"{expected}: re-record it with `fmwsss weights verify {spec.name}`"
+    )
+
+
+def load_failure_message(path: str | os.PathLike, exc: BaseException) -> str:
+    """Why torch could not read ``path``, for a loader's error. Torch's own hint to retry with
+    ``weights_only=False`` is dropped (that runs arbitrary code from the file): a file the safe loader cannot
+    read is the wrong file. For a registered file, the expected and found sha256 and the fetch command."""
+    text = str(exc).strip()
+    reason = (
+        "not a checkpoint torch's safe loader can read (corrupt, truncated or another format)"
+        if "weights_only" in text else (text.splitlines() or [type(exc).__name__])[0]
+    )
+    path = Path(path)
+    spec = spec_for_file(path)
+    if spec is None or not path.is_file():
+        return f"cannot load {path}: {reason}"
+    expected, found = expected_digest(path, spec), sha256_file(path)
+    if found == expected:
+        return (f"cannot load {path}: {reason}; its sha256 {found} is the expected one for {spec.name}, so "
+                f"the file is right and the installed torch/open_clip/segment-anything cannot read it")
+    return mismatch_message(path, spec, expected, found, f"cannot load: {reason}")
+
+
 def weight_status(name: str, root: str | os.PathLike | None = None) -> str:
-    """Cheap local state without hashing: "missing", "present" (tiny, or not yet hashed), "verified", "bad size"."""
+    """Local state, hashing no real checkpoint: "missing"; "present" only when a sidecar describes the file as
+    it is now with the expected digest (a tiny model: its bytes hash to the digest recorded when it was made);
+    "mismatch" when its size differs from the registry's or the bytes are other than recorded; "unverified"
+    otherwise (never verified, or changed since)."""
     spec = get_weight(name)
     path = local_path(name, root)
     try:
         st = path.stat()
     except FileNotFoundError:
         return "missing"
-    if spec.tiny:
-        return "present"
     if spec.size is not None and st.st_size != spec.size:
-        return "bad size"
-    return "verified" if _sidecar_digest(path, st) == spec.sha256 else "present"
+        return "mismatch"
+    record = _read_sidecar(path)
+    if spec.tiny and record is not None:
+        return "present" if sha256_file(path) == record["sha256"] else "mismatch"
+    if not _describes(record, st):
+        return "unverified"
+    return "present" if record["sha256"] == spec.sha256 else "mismatch"
 
 
 def fetch_command(spec: WeightSpec, root: Path) -> str:

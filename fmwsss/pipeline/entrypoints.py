@@ -104,7 +104,7 @@ def sam_masks(smk: Any) -> None:
         _require_decodable(items, f"sam_masks {final.stem} of {ds.name}", smk.threads, log)
         run_sam_shard(
             items=items,
-            model_path=Path(smk.input.weights),
+            model_path=_verified_weights(smk),
             arch=weight.arch,
             settings=p.spec["settings"]["sam"],
             partial_path=partial_dir / final.name,
@@ -176,14 +176,34 @@ def fetch_weights_job(name: str, dest: str, log_path: str) -> None:
         log(f"weights {name}: {path} verified")
 
 
+def verify_weights_job(name: str, path: str, log_path: str) -> None:
+    """Hash one weight file against the registry once and write its sidecar, which GPU jobs require."""
+    from fmwsss.models.weights import get_weight, verify_local
+
+    with job_log(log_path) as log:
+        log(f"weights {name}: {path} verified, sha256 {verify_local(path, get_weight(name))}")
+
+
+def _verified_weights(smk: Any) -> Path:
+    """The job's weight file, refused unless its sidecar (a declared input) still describes it (real
+    checkpoints are not re-hashed here; the verify rule hashed them once)."""
+    from fmwsss.models.weights import require_verified
+
+    return require_verified(smk.input.weights)
+
+
 def make_tiny_job(clip_path: str, sam_path: str, seed: int, log_path: str) -> None:
-    """Create the tiny random-weight test models (an explicit choice of `models: tiny_*`, never a fallback)."""
+    """Create the tiny random-weight test models (an explicit choice of `models: tiny_*`, never a fallback);
+    their sidecars record the sha256 they were made with, the reference jobs check them against."""
     from fmwsss.models.clip import create_tiny_clip
     from fmwsss.models.tiny_sam import create_tiny_sam
+    from fmwsss.models.weights import record_tiny
 
     with job_log(log_path) as log:
         create_tiny_clip(Path(clip_path), seed=seed)
         create_tiny_sam(Path(sam_path), seed=seed)
+        record_tiny(clip_path)
+        record_tiny(sam_path)
         log(f"tiny test models (random weights, for tests and the demo only): {clip_path}, {sam_path}")
 
 
@@ -242,7 +262,7 @@ def prompts_train(smk: Any, stage: str) -> None:
                          for i in ds.dataset.ids]
             log(f"{stage}: {len(items)} images, {cfg.max_iter} iterations, batch {cfg.batch_size}")
             train_prompts(
-                items, smk.input.weights, prompt_config(section, fg, bg), cfg, smk.params.partial, out,
+                items, _verified_weights(smk), prompt_config(section, fg, bg), cfg, smk.params.partial, out,
                 device=device, log=log,
             )
         write_spec(out.parent, smk.wildcards.key, smk.params.spec, smk.wildcards.dataset)
@@ -277,7 +297,7 @@ def cams_dump(smk: Any, stage: str) -> None:
         log(f"{stage}: shard {final.stem} of {ds.name}, {len(items)} images")
         _require_decodable(items, f"{stage} {final.stem} of {ds.name}", smk.threads, log)
         dump_cams(
-            items, smk.input.weights, _prompts_source(getattr(smk.input, prompts_stage)), caa_settings(caa),
+            items, _verified_weights(smk), _prompts_source(getattr(smk.input, prompts_stage)), caa_settings(caa),
             Path(smk.params.partial) / final.name, final, device=device,
             log=log, stage=stage, n_attn_layers=caa["last_n_layers"], reused=reused,
         )

@@ -218,7 +218,7 @@ def test_forged_sidecar_with_other_digest_is_not_trusted(root, fake_sam_b):
     st = path.stat()
     sidecar = root / (fake_sam_b.filename + ".sha256")
     sidecar.write_text(json.dumps({"sha256": "0" * 64, "size": st.st_size, "mtime_ns": st.st_mtime_ns}))
-    with pytest.raises(WeightsIntegrityError, match="expected " + fake_sam_b.sha256):
+    with pytest.raises(WeightsIntegrityError, match="expected sha256 " + fake_sam_b.sha256):
         require_local("sam_vit_b")
 
 
@@ -254,20 +254,27 @@ def test_every_flag_has_help():
                 assert action.help, f"{name} {action.dest} has no help"
 
 
-def test_cli_list_shows_local_state(root, fake_sam_b, capsys):
-    _place(root, WEIGHTS["tiny_sam"], b"t")
+def test_cli_list_says_present_only_for_verified_files(root, fake_sam_b, capsys):
+    _place(root, WEIGHTS["tiny_sam"], b"t")  # a tiny file without its creation record
     _place(root, fake_sam_b)
     _place(root, WEIGHTS["sam_vit_l"], b"short")
+    _place(root, WEIGHTS["clip_vit_b16_openai"], os.urandom(4096))  # the hand-placed random bytes
     assert _run(["weights", "list"]) == 0
-    rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
-    assert rows["sam_vit_b"].endswith("present")  # not hashed yet: list never hashes
-    assert rows["sam_vit_l"].endswith("bad size")
+    out = capsys.readouterr().out
+    rows = {line.split()[0]: line for line in out.splitlines()}
+    assert rows["sam_vit_b"].endswith("unverified")  # list never hashes: not verified yet, so not present
+    assert rows["clip_vit_b16_openai"].endswith("unverified")
+    assert rows["sam_vit_l"].endswith("mismatch")  # 5 bytes, the registry says 1249524607
     assert rows["sam_vit_h"].endswith("missing") and "2.4 GiB" in rows["sam_vit_h"]
-    assert rows["tiny_sam"].endswith("present")
+    assert rows["tiny_sam"].endswith("unverified")
+    assert "unknown" in rows["clip_vit_b16_openai"] and "?" not in out  # the registry declares no CLIP size
     require_local("sam_vit_b")
+    weights.record_tiny(root / "tiny_sam.pth")
+    assert _run(["weights", "verify", "clip_vit_b16_openai"]) == 1  # random bytes: refused, nothing recorded
     assert _run(["weights", "list"]) == 0
     rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
-    assert rows["sam_vit_b"].endswith("verified")
+    assert rows["sam_vit_b"].endswith("present") and rows["tiny_sam"].endswith("present")
+    assert rows["clip_vit_b16_openai"].endswith("unverified")
 
 
 def test_cli_verify(root, fake_sam_b, capsys):
@@ -307,3 +314,6 @@ def test_cli_make_tiny_calls_both_creators(tmp_path, monkeypatch, capsys):
     assert sorted(made) == [("clip", out / "tiny_clip.pt", 7), ("sam", out / "tiny_sam.pth", 7)]
     assert require_local("tiny_sam", out) == out / "tiny_sam.pth"
     assert require_local("tiny_clip", out).read_bytes() == b"clip"
+    record = json.loads((out / "tiny_clip.pt.sha256").read_text())
+    assert record["sha256"] == hashlib.sha256(b"clip").hexdigest()  # recorded at creation
+    assert weights.require_verified(out / "tiny_clip.pt") == out / "tiny_clip.pt"

@@ -3,7 +3,8 @@
 
 
 def upstream_of(stage):
-    """Products of the stage's upstream entries (never aliases), plus the weights it loads.
+    """Products of the stage's upstream entries (never aliases), plus the weights it loads and their
+    verification sidecar (both ancient: the key pins the digest; the job checks the sidecar still fits).
 
     A sharded stage reads the upstream entries of its own shard layout; a whole-set stage (prompt or
     DeepLab training) reads a sharded upstream through its set link (fmwsss.pipeline.plan.Plan.set_product),
@@ -20,7 +21,9 @@ def upstream_of(stage):
                 found[u] = PLAN.product(w.dataset, u, entry.upstream[u])
         if STAGES[stage].weights:
             (role,) = STAGES[stage].weights
-            found["weights"] = PLAN.weight_file(w.dataset, role)
+            weights = PLAN.weight_file(w.dataset, role)
+            found["weights"] = ancient(weights)
+            found["weights_verified"] = ancient(weights + SIDECAR_SUFFIX)
         return found
 
     return inputs
