@@ -40,7 +40,9 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                         help="dataset whose settings and classes to use (default: the --run folder's name, else demo)")
     parser.add_argument("--overlay", type=Path,
                         help="also write the image blended with the coloured labels, with a legend below (PNG)")
-    parser.add_argument("--device", default="auto", help="torch device; auto = cuda when present (default: auto)")
+    parser.add_argument("--device", default=None,
+                        help="torch device; auto = cuda when present (default: the config's runtime.device, as the "
+                             "pipeline's jobs use)")
     parser.set_defaults(func=run_seed)
 
     show = subparsers.add_parser(
@@ -130,7 +132,7 @@ def run_seed(args: argparse.Namespace) -> int:
     from fmwsss.sam.build import SamSpeed
 
     runtime = config.runtime
-    chain = FineChain.load(settings, class_names, prompts, resolve_device(args.device),
+    chain = FineChain.load(settings, class_names, prompts, resolve_device(args.device or runtime["device"]),
                            speed=SamSpeed.from_runtime(runtime))
     result = chain.run(rgb, classes)
     palette = palette_for(len(class_names))
