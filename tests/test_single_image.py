@@ -134,7 +134,7 @@ def test_run_folder_uses_current_prompts_entry(tiny_weights, config_path, image,
     run = tmp_path / "results" / "demo"
     argv = [str(image), "--tags", "aeroplane", "-o", str(tmp_path / "s.png"), "--config", str(config_path),
             "--run", str(run), "--device", "cpu"]
-    key = Plan(Config.from_file(config_path)).key("demo", "prompts_seg_train")
+    key = Plan(Config.from_file(config_path), results=str(run.parent)).key("demo", "prompts_seg_train")
     expected = run / "store" / "prompts_seg_train" / key / "prompts.pt"
     with pytest.raises(FileNotFoundError, match=str(expected)):
         seed_cmd(*argv)
