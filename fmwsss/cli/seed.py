@@ -108,7 +108,8 @@ def run_seed(args: argparse.Namespace) -> int:
     from fmwsss.data.palette import palette_for, save_label_png
     from fmwsss.pipeline.config import Config
     from fmwsss.devices import resolve_device
-    from fmwsss.cli.single_image import FineChain, class_ids, dataset_class_names, zero_shot_marker
+    from fmwsss.cli.single_image import FineChain, class_ids, dataset_class_names
+    from fmwsss.prompts.learners import zero_shot_marker
 
     config = Config.from_file(args.config)
     dataset = args.dataset or (args.run.resolve().name if args.run else "demo")

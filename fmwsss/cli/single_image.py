@@ -25,7 +25,6 @@ from fmwsss.cams.caa import CaaSettings
 from fmwsss.cams.clip_wrapper import ClipCam
 from fmwsss.cams.dump import ZeroShot, prompts_source
 from fmwsss.pipeline.stage_settings import caa_settings
-from fmwsss.prompts.learners import zero_shot_marker
 from fmwsss.sam.build import MaskGenerator, SamSpeed, build_generator
 from fmwsss.sam.types import ImageMasks
 
