@@ -15,7 +15,8 @@ from fmwsss.data.palette import voc_palette
 from fmwsss.models.weights import MissingWeightsError
 from fmwsss.cli.seed import ZERO_SHOT_WARNING, register
 from fmwsss.cli.single_image import (TagError, build_text_head, class_ids, dataset_class_names, label_fractions,
-                                 overlay, zero_shot_marker)
+                                 overlay)
+from fmwsss.prompts.learners import zero_shot_marker
 
 REPO = Path(__file__).resolve().parents[1]
 IMAGE_ID = "2007_000032"  # aeroplane + person
@@ -134,7 +135,7 @@ def test_run_folder_uses_current_prompts_entry(tiny_weights, config_path, image,
     run = tmp_path / "results" / "demo"
     argv = [str(image), "--tags", "aeroplane", "-o", str(tmp_path / "s.png"), "--config", str(config_path),
             "--run", str(run), "--device", "cpu"]
-    key = Plan(Config.from_file(config_path)).key("demo", "prompts_seg_train")
+    key = Plan(Config.from_file(config_path), results=str(run.parent)).key("demo", "prompts_seg_train")
     expected = run / "store" / "prompts_seg_train" / key / "prompts.pt"
     with pytest.raises(FileNotFoundError, match=str(expected)):
         seed_cmd(*argv)
@@ -214,3 +215,25 @@ def test_overlay_blends_only_labelled_pixels():
     assert out[0, 1].tolist() == [114, 50, 50]  # halfway to VOC colour 1 = (128, 0, 0)
     assert out[1, 0].tolist() == [50, 114, 50]
     assert label_fractions(seed, [0, 1, 3]) == {0: 0.25, 1: 0.25, 3: 0.0}
+
+
+@pytest.mark.parametrize("flag, expected", [((), "cuda:3"), (("--device", "cpu"), "cpu")])
+def test_device_defaults_to_the_configs_runtime_device(tiny_weights, config_path, image, tmp_path, monkeypatch,
+                                                       flag, expected):
+    """Without --device the chain runs where the pipeline's jobs run (runtime.device), not on whatever is found."""
+    from fmwsss.cli.single_image import FineChain
+
+    cfg = yaml.safe_load(config_path.read_text())
+    cfg["runtime"] = {"device": "cuda:3"}
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    seen = []
+
+    def record(settings, class_names, prompts, device, speed):
+        seen.append(device)
+        raise RuntimeError("stop before loading any model")
+
+    monkeypatch.setattr(FineChain, "load", staticmethod(record))
+    with pytest.raises(RuntimeError, match="stop before"):
+        seed_cmd(str(image), "--tags", "person", "-o", str(tmp_path / "s.png"), "--config", str(path), *flag)
+    assert seen == [torch.device(expected)]

@@ -21,7 +21,7 @@ from fmwsss.cams.shards import CamShardWriter
 from fmwsss.hooks import maybe_stall
 from fmwsss.io.progress import Progress
 from fmwsss.io.shards import link_reused
-from fmwsss.prompts.learners import ZeroShotPrompts, load_prompts
+from fmwsss.prompts.learners import ZeroShotPrompts, load_prompts, zero_shot_marker
 
 
 @dataclass(frozen=True)
@@ -38,10 +38,41 @@ def _default_loader() -> Callable[[Path], np.ndarray]:
     return load_rgb
 
 
+def prompts_source(path: str | os.PathLike) -> str | os.PathLike | ZeroShot:
+    """A prompt stage's ``prompts.pt`` as :func:`dump_cams` takes it: the trained learner's file, or the
+    zero-shot prompts named by the marker a ``zero_shot``-mode stage writes instead of a learner."""
+    marker = zero_shot_marker(path)
+    return ZeroShot(*marker) if marker else path
+
+
 def build_text_head(clip_cam: ClipCam, prompts: str | os.PathLike | ZeroShot) -> torch.nn.Module:
     if isinstance(prompts, ZeroShot):
         return ZeroShotPrompts(clip_cam, prompts.fg_names, prompts.bg_names)
     return load_prompts(prompts, clip_cam)
+
+
+def text_features(head: torch.nn.Module, clip_cam: ClipCam) -> torch.Tensor:
+    """The (K, E) text features of a prompt head (fg first), computed once per job: no gradient needed."""
+    with torch.no_grad():
+        return head.text_features(clip_cam).detach()
+
+
+def image_cams(clip_cam: ClipCam, text: torch.Tensor, n_fg: int, rgb: np.ndarray, classes: np.ndarray,
+               caa: CaaSettings | None, device: str | torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Raw Softmax-Grad-CAMs of one image's tagged ``classes`` (ids 1..n_fg, ascending) at native resolution,
+    and their CAA refinement (the raw CAMs again when ``caa`` is None): two (P, h, w) tensors.
+
+    The one per-image computation of the CAM stages and of ``fmwsss seed``, so the two cannot drift apart.
+    """
+    if classes.size and (classes.min() < 1 or classes.max() > n_fg):
+        raise ValueError(f"tags {classes.tolist()} outside 1..{n_fg}")
+    x = preprocess_native(rgb, clip_cam.patch_size)[None].to(device)
+    present = torch.zeros(1, n_fg, dtype=torch.bool, device=device)
+    present[0, torch.as_tensor(classes - 1, device=device)] = True
+    with torch.enable_grad():
+        out = clip_cam.encode_image(x, need_attn=caa is not None)
+        cams = softmax_gradcam(out.act, clip_cam.logits(out.feat, text), present, out.grid).cams.detach()
+    return cams, (refine(cams, out.attn[0], caa) if caa else cams)
 
 
 def dump_cams(items: Sequence[tuple[str, str | os.PathLike, Sequence[int]]], clip_path: str | os.PathLike,
@@ -92,21 +123,15 @@ def _compute(todo: Sequence[tuple[str, str | os.PathLike, Sequence[int]]], write
 
     clip_cam = ClipCam(load_clip(clip_path, device), n_attn_layers=n_attn_layers)
     head = build_text_head(clip_cam, prompts).to(device)
-    with torch.no_grad():
-        text = head.text_features(clip_cam).detach()
-    n_fg = head.n_fg
+    text, n_fg = text_features(head, clip_cam), head.n_fg
     progress = Progress(log, f"[{stage}] image", total, done=committed)
     for image_id, path, tags in tqdm(todo, desc=stage, unit="img", mininterval=5):
         rgb = load_image(Path(path))
         classes = np.array(sorted(set(int(t) for t in tags)), np.int64)
-        if classes.size and (classes.min() < 1 or classes.max() > n_fg):
-            raise ValueError(f"image {image_id}: tags {classes.tolist()} outside 1..{n_fg}")
-        x = preprocess_native(rgb, clip_cam.patch_size)[None].to(device)
-        out = clip_cam.encode_image(x, need_attn=True)
-        present = torch.zeros(1, n_fg, dtype=torch.bool, device=device)
-        present[0, torch.as_tensor(classes - 1, device=device)] = True
-        cams = softmax_gradcam(out.act, clip_cam.logits(out.feat, text), present, out.grid).cams.detach()
-        refined = refine(cams, out.attn[0], caa) if caa else cams
+        try:
+            cams, refined = image_cams(clip_cam, text, n_fg, rgb, classes, caa, device)
+        except ValueError as exc:
+            raise ValueError(f"image {image_id}: {exc}") from exc
         writer.write_cams(image_id, cams.cpu().numpy(), refined.cpu().numpy(), classes,
                           rgb.shape[0], rgb.shape[1], clip_cam.patch_size)
         committed += 1

@@ -40,7 +40,9 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                         help="dataset whose settings and classes to use (default: the --run folder's name, else demo)")
     parser.add_argument("--overlay", type=Path,
                         help="also write the image blended with the coloured labels, with a legend below (PNG)")
-    parser.add_argument("--device", default="auto", help="torch device; auto = cuda when present (default: auto)")
+    parser.add_argument("--device", default=None,
+                        help="torch device; auto = cuda when present (default: the config's runtime.device, as the "
+                             "pipeline's jobs use)")
     parser.set_defaults(func=run_seed)
 
     show = subparsers.add_parser(
@@ -106,7 +108,8 @@ def run_seed(args: argparse.Namespace) -> int:
     from fmwsss.data.palette import palette_for, save_label_png
     from fmwsss.pipeline.config import Config
     from fmwsss.devices import resolve_device
-    from fmwsss.cli.single_image import FineChain, class_ids, dataset_class_names, zero_shot_marker
+    from fmwsss.cli.single_image import FineChain, class_ids, dataset_class_names
+    from fmwsss.prompts.learners import zero_shot_marker
 
     config = Config.from_file(args.config)
     dataset = args.dataset or (args.run.resolve().name if args.run else "demo")
@@ -130,7 +133,7 @@ def run_seed(args: argparse.Namespace) -> int:
     from fmwsss.sam.build import SamSpeed
 
     runtime = config.runtime
-    chain = FineChain.load(settings, class_names, prompts, resolve_device(args.device),
+    chain = FineChain.load(settings, class_names, prompts, resolve_device(args.device or runtime["device"]),
                            speed=SamSpeed.from_runtime(runtime))
     result = chain.run(rgb, classes)
     palette = palette_for(len(class_names))

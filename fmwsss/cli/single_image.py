@@ -20,12 +20,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from fmwsss.cams import codec
-from fmwsss.cams.caa import CaaSettings, refine
-from fmwsss.cams.clip_wrapper import ClipCam, preprocess_native
-from fmwsss.cams.gradcam import softmax_gradcam
+from fmwsss.cams import codec, dump
+from fmwsss.cams.caa import CaaSettings
+from fmwsss.cams.clip_wrapper import ClipCam
+from fmwsss.cams.dump import ZeroShot, prompts_source
 from fmwsss.pipeline.stage_settings import caa_settings
-from fmwsss.prompts.learners import zero_shot_marker
 from fmwsss.sam.build import MaskGenerator, SamSpeed, build_generator
 from fmwsss.sam.types import ImageMasks
 
@@ -66,15 +65,13 @@ def class_ids(tags: Sequence[str], class_names: Sequence[str]) -> np.ndarray:
 
 def build_text_head(clip_cam: ClipCam, prompts: str | os.PathLike | None, settings: dict,
                     class_names: Sequence[str]) -> nn.Module:
-    """The text side: the learner saved in ``prompts`` (its layout is in the file), or CLIP-ES zero-shot prompts
-    when ``prompts`` is None (words from the ``classes`` section) or a zero-shot marker (words from the file)."""
+    """The text side, built as the CAM stages build it: the learner saved in ``prompts`` (its layout is in the
+    file), or CLIP-ES zero-shot prompts when ``prompts`` is None (words from the ``classes`` section) or a
+    zero-shot marker (words from the file)."""
     from fmwsss.pipeline.stage_settings import prompt_names
-    from fmwsss.prompts.learners import ZeroShotPrompts, load_prompts
 
-    if prompts is None:
-        return ZeroShotPrompts(clip_cam, *prompt_names(settings, tuple(class_names)))
-    marker = zero_shot_marker(prompts)
-    head = ZeroShotPrompts(clip_cam, *marker) if marker else load_prompts(prompts, clip_cam)
+    source = ZeroShot(*prompt_names(settings, tuple(class_names))) if prompts is None else prompts_source(prompts)
+    head = dump.build_text_head(clip_cam, source)
     if head.n_fg != len(class_names):
         raise ValueError(f"{prompts}: prompts for {head.n_fg} foreground classes, the dataset has {len(class_names)}")
     return head
@@ -121,8 +118,7 @@ class FineChain:
         caa_section = settings["cams_fine"]["caa"]
         clip_cam = ClipCam(load_clip(clip_path, device), n_attn_layers=int(caa_section["last_n_layers"]))
         head = build_text_head(clip_cam, prompts, settings, class_names).to(device)
-        with torch.no_grad():
-            text = head.text_features(clip_cam).detach()
+        text = dump.text_features(head, clip_cam)
         generator = None
         if sam_path is not None:
             sam = load_sam(sam_path, get_weight(models["sam"]).arch, device)
@@ -131,14 +127,7 @@ class FineChain:
 
     def cams(self, rgb: np.ndarray, classes: np.ndarray) -> torch.Tensor:
         """Softmax-Grad-CAMs of the tagged classes at native resolution, CAA-refined when enabled: (P, h, w)."""
-        x = preprocess_native(rgb, self.clip_cam.patch_size)[None].to(self.device)
-        present = torch.zeros(1, self.n_fg, dtype=torch.bool, device=self.device)
-        present[0, torch.as_tensor(classes - 1, device=self.device)] = True
-        with torch.enable_grad():
-            out = self.clip_cam.encode_image(x, need_attn=self.caa is not None)
-            logits = self.clip_cam.logits(out.feat, self.text)
-            cams = softmax_gradcam(out.act, logits, present, out.grid).cams.detach()
-        return cams if self.caa is None else refine(cams, out.attn[0], self.caa)
+        return dump.image_cams(self.clip_cam, self.text, self.n_fg, rgb, classes, self.caa, self.device)[1]
 
     def run(self, rgb: np.ndarray, classes: np.ndarray) -> SeedResult:
         """Seed ``rgb`` (uint8 (H, W, 3)) for the tagged ``classes`` (ids 1..C)."""
@@ -147,7 +136,7 @@ class FineChain:
         classes = np.asarray(classes, dtype=np.int64)
         if classes.size == 0 or classes.min() < 1 or classes.max() > self.n_fg:
             raise ValueError(f"tags {classes.tolist()} must be class ids in 1..{self.n_fg}")
-        cams = codec.round_trip(self.cams(rgb, classes).float().cpu().numpy())  # the pipeline's stored values
+        cams = codec.round_trip(self.cams(rgb, classes).cpu().numpy())  # what cams_fine_dump stores
         size = rgb.shape[:2]
         masks = self.generator.generate(rgb) if self.generator is not None else None
         return SeedResult(seed_image(self.seeds, cams, classes, size, masks, self.device), classes, cams, masks)

@@ -269,18 +269,9 @@ def prompts_train(smk: Any, stage: str) -> None:
         _drop_partial(smk.params.partial)
 
 
-def _prompts_source(path: str):
-    """A trained prompt file, or the zero-shot prompts its stage's marker names."""
-    from fmwsss.cams.dump import ZeroShot
-    from fmwsss.prompts.learners import zero_shot_marker
-
-    marker = zero_shot_marker(path)
-    return ZeroShot(*marker) if marker else path
-
-
 def cams_dump(smk: Any, stage: str) -> None:
     """One shard of CAMs: Softmax-GradCAM with the learned prompts, then CAA (resumable per image)."""
-    from fmwsss.cams.dump import dump_cams
+    from fmwsss.cams.dump import dump_cams, prompts_source
     from fmwsss.pipeline.stage_settings import caa_settings
 
     prompts_stage, section = (
@@ -297,7 +288,7 @@ def cams_dump(smk: Any, stage: str) -> None:
         log(f"{stage}: shard {final.stem} of {ds.name}, {len(items)} images")
         _require_decodable(items, f"{stage} {final.stem} of {ds.name}", smk.threads, log)
         dump_cams(
-            items, _verified_weights(smk), _prompts_source(getattr(smk.input, prompts_stage)), caa_settings(caa),
+            items, _verified_weights(smk), prompts_source(getattr(smk.input, prompts_stage)), caa_settings(caa),
             Path(smk.params.partial) / final.name, final, device=device,
             log=log, stage=stage, n_attn_layers=caa["last_n_layers"], reused=reused,
         )
