@@ -158,9 +158,12 @@ def test_key_dependencies_follow_the_stage_graph(voc_sample, tmp_path):
     # eval is read only by the CAM score entries: no compute key moves, neither do the seed scores.
     cfg = yaml.safe_load(yaml.safe_dump(raw))
     cfg["presets"]["demo"]["eval"] = {"cam_bg_power": 2.0}
-    ref, new = (Plan(c, results=str(tmp_path)).datasets["demo"] for c in (raw, cfg))
+    plan = Plan(raw, results=str(tmp_path))
+    ref, new = plan.datasets["demo"], Plan(cfg, results=str(tmp_path)).datasets["demo"]
     assert new.keys == base == ref.keys
     assert {s for s in SCORES if new.score_keys[s] != ref.score_keys[s]} == {"cams_coarse_dump", "cams_fine_dump"}
+    # gc keeps the current score entries like any current entry
+    assert {("demo", SCORES[s].name, k) for s, k in ref.score_keys.items()} <= plan.reachable()
 
     # Speed knobs never move a key.
     runtime = yaml.safe_load(yaml.safe_dump(raw))
