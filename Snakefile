@@ -17,7 +17,7 @@ sys.path.insert(0, workflow.basedir)
 from fmwsss.pipeline.config import Config, check_unique_keys
 from fmwsss.pipeline.plan import Plan
 from fmwsss.pipeline.stage_settings import check_stage_settings
-from fmwsss.pipeline.stages import ALIASES, STAGES, upstream_aliases
+from fmwsss.pipeline.stages import ALIASES, SCORES, STAGES, upstream_aliases
 from fmwsss.pipeline.entrypoints import alias_job, fetch_weights_job, finalize_job, make_tiny_job, verify_weights_job
 from fmwsss.models.weights import SIDECAR_SUFFIX, WEIGHTS, weights_dir
 from fmwsss.report.build import report_job
@@ -57,6 +57,7 @@ include: "workflow/rules/prompts.smk"
 include: "workflow/rules/cams.smk"
 include: "workflow/rules/seeds.smk"
 include: "workflow/rules/deeplab.smk"
+include: "workflow/rules/scores.smk"
 include: "workflow/rules/aliases.smk"
 include: "workflow/rules/report.smk"
 

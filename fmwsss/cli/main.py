@@ -33,7 +33,7 @@ def _cmd_config_show(args: argparse.Namespace) -> int:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from fmwsss.pipeline.stages import STAGES
+    from fmwsss.pipeline.stages import SCORES, STAGES
 
     plan = _load_plan(args.config)
     if args.dataset and args.dataset not in plan.datasets:
@@ -50,7 +50,10 @@ def _cmd_status(args: argparse.Namespace) -> int:
         for stage in STAGES.values():
             done = Path(plan.product(name, stage.name)).exists()
             state = "done" if done else "pending"
-            print(f"  {stage.name:<18} {ds.keys[stage.name]}  {state}")
+            print(f"  {stage.name:<22} {ds.keys[stage.name]}  {state}")
+        for score in SCORES.values():
+            state = "done" if Path(plan.score_product(name, score.stage)).exists() else "pending"
+            print(f"  {score.name:<22} {ds.score_keys[score.stage]}  {state}")
     return 1 if failed else 0
 
 

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
-from fmwsss.pipeline.store import clean_stale_temps, make_alias, write_spec
+from fmwsss.pipeline.store import clean_stale_temps, link_scores, make_alias, write_spec
 
 if TYPE_CHECKING:
     import numpy as np
@@ -160,11 +160,15 @@ def finalize_job(plan: Any, shards: list[str], spec_path: str, spec: dict, wildc
         finish_entry(ds, spec["stage"], shards, Path(spec_path).parent, wildcards.key, spec, log)
 
 
-def alias_job(target: str, link: str, log_path: str) -> None:
-    """Re-point results/{dataset}/{alias} at the current store entry."""
+def alias_job(target: str, link: str, log_path: str, scores: str = "") -> None:
+    """Re-point results/{dataset}/{alias} at the current store entry, and, for a scored stage, that entry's
+    metrics.json / scores*.json links at its current score entry (``scores``, relative to the entry)."""
     with job_log(log_path) as log:
         make_alias(target, link)
         log(f"{link} -> {target}")
+        if scores:
+            linked = link_scores(Path(link).parent / target, scores)
+            log(f"{', '.join(linked)} -> {scores}")
 
 
 def fetch_weights_job(name: str, dest: str, log_path: str) -> None:
@@ -348,39 +352,6 @@ def seeds_shard(smk: Any, stage: str) -> None:
         log(f"{stage}: wrote {final}")
 
 
-def _split_name(dataset) -> str:
-    return next((name for name, ids in dataset.splits.items() if list(ids) == list(dataset.ids)), "all ids")
-
-
-def _evaluate(dataset, predictions, log, scores_path: Path) -> dict:
-    """Score (id, label map) pairs against the dataset's ground truth where it exists; metrics.json content.
-
-    With ground truth, ``scores_path`` gets the confusion matrix and each image's IoU (for the HTML report).
-    """
-    from fmwsss.data.palette import load_label_png
-    from fmwsss.eval import Accumulator, format_table, metrics_to_json, scores_to_json
-    from fmwsss.io.atomic import atomic_write_json
-    from fmwsss.io.progress import Progress
-
-    names = ("background", *dataset.class_names)
-    acc, scored = Accumulator(len(names)), 0
-    progress = Progress(log, f"scoring {dataset.name}: image", len(dataset.ids))
-    for image_id, labels in predictions:
-        gt = dataset.gt_path(image_id)
-        if gt is not None and Path(gt).is_file():
-            acc.add(labels, load_label_png(gt), image_id)
-            scored += 1
-        progress.advance()
-    split = f"{dataset.name}: {_split_name(dataset)} ({scored} images with ground truth)"
-    if not scored:
-        log(f"no ground truth for {dataset.name}: nothing scored")
-        return {"split": split, "ground_truth": False}
-    metrics = acc.metrics()
-    log("\n" + format_table(metrics, names, split))
-    atomic_write_json(scores_path, scores_to_json(acc, names, split))
-    return {"ground_truth": True, **metrics_to_json(metrics, names, split)}
-
-
 def _link_reused_png(fh: Any, image_id: str, store: Path, png: Path) -> bool:
     """Hard-link the PNG of a reused seed from the entry that computed it (stored once, its mtime kept);
     False when the image was computed here or the holder's PNG is gone (then the caller writes it)."""
@@ -398,57 +369,43 @@ def _link_reused_png(fh: Any, image_id: str, store: Path, png: Path) -> bool:
 
 
 def seeds_gather(smk: Any, stage: str) -> None:
-    """Gather a seed stage's shards into VOC-palette PNGs + metrics.json; spec.json last marks it done."""
+    """Gather a seed stage's shards into VOC-palette PNGs; spec.json last marks it done (scoring: :func:`score`)."""
     from fmwsss.data.palette import palette_for, save_label_png
-    from fmwsss.io.atomic import atomic_write_json
     from fmwsss.io.shards import open_complete
 
     with job_log(_log_path(smk)) as log:
         ds = _job_plan(smk, stage)
         store = Path(smk.output.spec).parent
         palette = palette_for(ds.dataset.num_classes)
-
-        def predictions():
-            for shard in smk.input.shards:
-                with open_complete(shard) as fh:
-                    for image_id in fh:
-                        labels = fh[image_id]["labels"][()]
-                        png = store / f"{image_id}.png"
-                        if not _link_reused_png(fh, image_id, store, png):
-                            save_label_png(png, labels, palette)
-                        yield image_id, labels
-
-        metrics = _evaluate(ds.dataset, predictions(), log, store / "scores.json")
-        atomic_write_json(store / "metrics.json", {"stage": stage, **metrics})
+        for shard in smk.input.shards:
+            with open_complete(shard) as fh:
+                for image_id in fh:
+                    png = store / f"{image_id}.png"
+                    if not _link_reused_png(fh, image_id, store, png):
+                        save_label_png(png, fh[image_id]["labels"][()], palette)
         finish_entry(ds, stage, smk.input.shards, store, smk.wildcards.key, smk.params.spec, log)
-        log(f"{stage}: {len(ds.dataset.ids)} PNGs and metrics.json in {store}")
+        log(f"{stage}: {len(ds.dataset.ids)} PNGs in {store}")
 
 
-def cams_gather(smk: Any, stage: str) -> None:
-    """Check a CAM stage's shards and score its CAMs (argmax, fixed background power) where GT exists."""
-    from fmwsss.cams.shards import CamShardReader
+def score(smk: Any) -> None:
+    """Score the current entry of a CAM or seed stage against the ground truth into its score entry:
+    metrics.json (always; ``ground_truth: false`` without any), scores*.json where ground truth exists, then
+    spec.json; the scored entry gets relative links to them (re-pointed by the alias job when scores change)."""
     from fmwsss.io.atomic import atomic_write_json
-    from fmwsss.seeding import argmax_seed
+    from fmwsss.pipeline.config import Config
+    from fmwsss.pipeline.plan import Plan
+    from fmwsss.pipeline.scoring import score_cams, score_seeds
 
+    stage, key, name = smk.wildcards.scored, smk.wildcards.key, smk.wildcards.dataset
     with job_log(_log_path(smk)) as log:
-        ds = _job_plan(smk, stage)
-        power = ds.settings["eval"]["cam_bg_power"]
-        store = Path(smk.output.spec).parent
-        report = {"stage": stage, "cam_bg_power": power}
-        for kind in ("cam_raw", "cam_caa"):
-
-            def predictions(kind=kind):
-                for shard in smk.input.shards:
-                    with CamShardReader(shard) as reader:
-                        for image_id in reader.ids():
-                            cam = reader.read(image_id)
-                            size = (cam.height, cam.width)
-                            yield image_id, argmax_seed(getattr(cam, kind), cam.classes, size, power)
-
-            log(f"{stage}: {kind} scored by argmax with background power {power}")
-            report[kind] = _evaluate(ds.dataset, predictions(), log, store / f"scores_{kind}.json")
-        atomic_write_json(store / "metrics.json", report)
+        for shard in smk.input.shards:
+            with open_complete(shard) as fh:
+                for image_id in fh:
+                    png = store / f"{image_id}.png"
+                    if not _link_reused_png(fh, image_id, store, png):
+                        save_label_png(png, fh[image_id]["labels"][()], palette)
         finish_entry(ds, stage, smk.input.shards, store, smk.wildcards.key, smk.params.spec, log)
+        log(f"{stage}: {len(ds.dataset.ids)} PNGs in {store}")
 
 
 def _segmenter_splits(dataset) -> tuple[list[str], list[str]]:

@@ -19,7 +19,7 @@ from typing import Any
 from fmwsss.data.shards import shard_name
 from fmwsss.pipeline.config import Config
 from fmwsss.pipeline.keys import image_spec_key, stage_key
-from fmwsss.pipeline.stages import ALIASES, DATASET_INPUTS, PRODUCTS, STAGES
+from fmwsss.pipeline.stages import ALIASES, DATASET_INPUTS, PRODUCTS, SCORES, STAGES
 
 RESULTS = "results"
 
@@ -47,6 +47,8 @@ class DatasetPlan:
     specs: dict[str, dict] = field(default_factory=dict)
     set_keys: dict[str, str] = field(default_factory=dict)  # layout-independent keys (= entry key if unsharded)
     image_specs: dict[str, str] = field(default_factory=dict)  # sharded stages: the per-image keys' constant part
+    score_keys: dict[str, str] = field(default_factory=dict)  # scored stage -> key of its score entry
+    score_specs: dict[str, dict] = field(default_factory=dict)
 
     def shard_ids(self, shard: str) -> list[str]:
         """The ids of one shard (reads only that shard's rows of the index)."""
@@ -79,6 +81,15 @@ def stage_inputs(digests: dict[str, str], dataset_type: str, stage: str) -> dict
     found = {"dataset_type": dataset_type, "ids": digests["ids"], "class_names": digests["class_names"]}
     found.update({name: digests[name] for name in DATASET_INPUTS[stage]})
     return found
+
+
+def _plan_scores(plan: DatasetPlan, gt_digest: str) -> None:
+    """Key each score entry on the scored entry's key, the ground truth's identity and the settings it reads."""
+    for score in SCORES.values():
+        plan.score_keys[score.stage], plan.score_specs[score.stage] = stage_key(
+            score.name, score.version, {s: plan.settings[s] for s in score.sections},
+            {score.stage: plan.keys[score.stage]}, {"gt": gt_digest},
+        )
 
 
 class _LazyPlans(Mapping):
@@ -167,6 +178,7 @@ class Plan:
                 plan.specs[stage.name] = canonical(spec)
                 set_key = key
             plan.keys[stage.name], plan.set_keys[stage.name] = key, set_key
+        _plan_scores(plan, digests["gt"])
         return plan
 
     # -- lookups used by rules ----------------------------------------------------------------------
@@ -260,6 +272,27 @@ class Plan:
         root = Path(os.path.relpath(root)) if root.is_relative_to(os.getcwd()) else root
         return str(root / get_weight(self.get(dataset).settings["models"][role]).filename)
 
+    # -- score entries (store/score_<stage>/<key>/, fmwsss.pipeline.stages.SCORES) -------------------
+    def check_score_key(self, dataset: str, stage: str, key: str) -> None:
+        """As :meth:`check_key`, for the score entry of ``stage``."""
+        current = self.get(dataset).score_keys[stage]
+        if key != current:
+            raise DatasetUnavailable(
+                f"results/{dataset}/store/{SCORES[stage].name}/{key} is not the current score (current key "
+                f"{current}): old scores are kept but not rebuilt."
+            )
+
+    def score_store(self, dataset: str, stage: str) -> str:
+        return f"{RESULTS}/{dataset}/store/{SCORES[stage].name}/{self.get(dataset).score_keys[stage]}"
+
+    def score_product(self, dataset: str, stage: str) -> str:
+        """The file that marks the current score entry of ``stage`` as complete."""
+        return f"{self.score_store(dataset, stage)}/spec.json"
+
+    def score_link(self, dataset: str, stage: str) -> str:
+        """Relative target, from the scored entry's folder, of its current score entry (for its links)."""
+        return f"../../{SCORES[stage].name}/{self.get(dataset).score_keys[stage]}"
+
     def alias_target(self, dataset: str, alias: str) -> str:
         """Relative symlink target of results/{dataset}/{alias}."""
         return f"store/{ALIASES[alias]}/{self.key(dataset, ALIASES[alias])}"
@@ -275,6 +308,7 @@ class Plan:
             if plan.error:
                 continue
             roots.update((name, stage, key) for stage, key in plan.keys.items())
+            roots.update((name, SCORES[s].name, k) for s, k in plan.score_keys.items())
             for stage in plan.image_specs:
                 link = self.set_link(name, stage)
                 if link.is_symlink():

@@ -26,7 +26,7 @@ STAGES: dict[str, Stage] = {
         Stage("sam_masks", 2, ("sam", "data"), ("sam",), (), True, "sam_masks"),
         Stage("prompts_cls_train", 1, ("prompts_cls", "classes"), ("clip",), (), False, None),
         Stage(
-            "cams_coarse_dump", 2, ("cams_coarse", "classes", "data", "eval"), ("clip",),
+            "cams_coarse_dump", 2, ("cams_coarse", "classes", "data"), ("clip",),
             ("prompts_cls_train",), True, "cams_coarse",
         ),
         Stage(
@@ -35,7 +35,7 @@ STAGES: dict[str, Stage] = {
         ),
         Stage("prompts_seg_train", 2, ("prompts_seg", "classes"), ("clip",), ("seeds_coarse",), False, None),
         Stage(
-            "cams_fine_dump", 2, ("cams_fine", "classes", "data", "eval"), ("clip",),
+            "cams_fine_dump", 2, ("cams_fine", "classes", "data"), ("clip",),
             ("prompts_seg_train",), True, "cams_fine",
         ),
         Stage(
@@ -48,19 +48,48 @@ STAGES: dict[str, Stage] = {
 }
 
 # The dataset inputs each stage reads, by header digest of fmwsss.data.index (docs/architecture.md has the
-# table): ``images``/``tags``/``gt`` over the run's ids, ``val_*`` over the val split. Scoring (the finalize
-# of the CAM and seed stages, deeplab_eval) reads the ground truth. Every stage also hashes the dataset type,
-# the id list and the class names.
+# table): ``images``/``tags`` over the run's ids, ``val_*`` over the val split. Of the compute stages only
+# deeplab_eval reads ground truth (``val_gt``); the CAM and seed stages are scored by the score entries below.
+# Every stage also hashes the dataset type, the id list and the class names.
 DATASET_INPUTS: dict[str, tuple[str, ...]] = {
     "sam_masks": ("images",),
     "prompts_cls_train": ("images", "tags"),
-    "cams_coarse_dump": ("images", "tags", "gt"),
-    "seeds_coarse": ("tags", "gt"),
+    "cams_coarse_dump": ("images", "tags"),
+    "seeds_coarse": ("tags",),
     "prompts_seg_train": ("images", "tags"),
-    "cams_fine_dump": ("images", "tags", "gt"),
-    "seeds_fine": ("tags", "gt"),
+    "cams_fine_dump": ("images", "tags"),
+    "seeds_fine": ("tags",),
     "deeplab_train": ("images", "val_ids"),
     "deeplab_eval": ("val_ids", "val_images", "val_gt"),
+}
+
+
+
+@dataclass(frozen=True)
+class Score:
+    """Scoring of one stage's entry against ground truth: a light entry of its own, ``store/score_<stage>/``.
+
+    Its key hashes the scored entry's key, the ``gt`` digest of the index and ``sections`` (the settings the
+    scoring reads), so a new ``eval`` value or a corrected mask reruns only the scoring, never the compute.
+    """
+
+    stage: str  # the scored stage
+    version: int
+    sections: tuple[str, ...]
+
+    @property
+    def name(self) -> str:
+        return f"score_{self.stage}"
+
+
+SCORES: dict[str, Score] = {
+    s.stage: s
+    for s in (
+        Score("cams_coarse_dump", 1, ("eval",)),  # argmax with eval.cam_bg_power
+        Score("seeds_coarse", 1, ()),
+        Score("cams_fine_dump", 1, ("eval",)),
+        Score("seeds_fine", 1, ()),
+    )
 }
 
 ALIASES: dict[str, str] = {s.alias: s.name for s in STAGES.values() if s.alias}

@@ -35,6 +35,35 @@ def make_alias(target: str, link: str | os.PathLike) -> None:
     os.replace(tmp, link)
 
 
+def link_scores(entry: str | os.PathLike, target: str) -> list[str]:
+    """Point ``metrics.json`` and ``scores*.json`` of a store ``entry`` at those of its score entry.
+
+    ``target`` is the score entry's folder relative to ``entry`` (``../../score_<stage>/<key>``). Each link is
+    swapped atomically, so a reader sees the old or the new score, never none; a score file the new score entry
+    lacks (ground truth gone) loses its link. Returns the names linked.
+    """
+    entry = Path(entry)
+    if os.path.isabs(target):
+        raise ValueError(f"score links must be relative (clusters mount paths differently): {target}")
+    source = entry / target
+    if not (source / "spec.json").is_file():
+        raise FileNotFoundError(f"{entry}: score entry {source} is not complete (no spec.json)")
+    names = sorted(p.name for p in source.glob("*.json") if _is_score_file(p.name))
+    for name in names:
+        tmp = entry / f".{name}.tmp-{os.getpid()}"
+        tmp.unlink(missing_ok=True)
+        os.symlink(f"{target}/{name}", tmp)
+        os.replace(tmp, entry / name)
+    for stale in entry.glob("*.json"):
+        if _is_score_file(stale.name) and stale.name not in names and stale.is_symlink():
+            stale.unlink()
+    return names
+
+
+def _is_score_file(name: str) -> bool:
+    return name == "metrics.json" or (name.startswith("scores") and name.endswith(".json"))
+
+
 def clean_stale_temps(directory: str | os.PathLike) -> None:
     """Remove temp files a killed job left in ``directory`` (``.<name>.tmp-<pid>``)."""
     for stale in Path(directory).glob(".*.tmp-*"):

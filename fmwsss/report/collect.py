@@ -1,5 +1,6 @@
 """Everything the report shows, read from disk: the plan's current keys, the store entries of every variant
 with their spec.json and metrics, scores (confusion matrices, per-image IoU), benchmark times, loss curves.
+Metrics and scores of a CAM or seed stage live in its score entry (``store/score_<stage>/<key>/``).
 
 Nothing here draws or writes; the plan is read once into a :class:`RunView` so the rest of the report
 depends only on plain data (the store layout ``results/{dataset}/store/{stage}/{key}/``).
@@ -12,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fmwsss.pipeline.stages import STAGES
+from fmwsss.pipeline.stages import SCORES, STAGES
 
 # (stage, scores file, label) of every scored prediction set, in pipeline order
 SCORED = (
@@ -40,14 +41,23 @@ class RunView:
     settings: dict[str, Any]
     keys: dict[str, str]
     specs: dict[str, dict]
+    score_keys: dict[str, str] = field(default_factory=dict)  # scored stage -> current score entry's key
 
     @classmethod
     def from_plan(cls, plan, name: str, results: str | Path = "results") -> "RunView":
         ds = plan.get(name)
-        return cls(name, Path(results) / name, ds.dataset, ds.settings, dict(ds.keys), dict(ds.specs))
+        return cls(name, Path(results) / name, ds.dataset, ds.settings, dict(ds.keys), dict(ds.specs),
+                   dict(ds.score_keys))
 
     def entry(self, stage: str, key: str | None = None) -> Path:
         return self.results / "store" / stage / (key or self.keys[stage])
+
+    def scored(self, stage: str, key: str | None = None) -> Path:
+        """Where an entry's metrics.json and scores*.json are read: the current score entry for the current
+        entry of a scored stage; else the entry itself (an older variant: links to the score it last had)."""
+        if stage in self.score_keys and key in (None, self.keys[stage]):
+            return self.results / "store" / SCORES[stage].name / self.score_keys[stage]
+        return self.entry(stage, key)
 
     @property
     def tiny_models(self) -> list[str]:
@@ -115,7 +125,7 @@ def headline(stage: str, metrics: dict | None) -> dict[str, float | None]:
 def _entry(run: RunView, stage: str, key: str) -> Entry:
     path = run.entry(stage, key)
     spec = read_json(path / "spec.json")
-    metrics = read_json(path / "metrics.json")
+    metrics = read_json(run.scored(stage, key) / "metrics.json")
     return Entry(stage, key, path, spec, metrics, bench_seconds(run.results, stage, key),
                  current=key == run.keys[stage], done=spec is not None, headline=headline(stage, metrics))
 
@@ -138,7 +148,7 @@ def scores(run: RunView) -> dict[str, dict]:
     """label -> scores JSON (confusion matrix, per-image IoU) of each current scored prediction set."""
     found = {}
     for stage, filename, label in SCORED:
-        data = read_json(run.entry(stage) / filename)
+        data = read_json(run.scored(stage) / filename)
         if data is not None:
             found[label] = data
     return found

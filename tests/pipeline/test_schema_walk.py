@@ -20,7 +20,7 @@ import pytest
 import torch
 
 from fmwsss.pipeline.config import Config, _resolve, load_schema
-from fmwsss.pipeline.stages import STAGES
+from fmwsss.pipeline.stages import SCORES, STAGES
 
 ROOT = Path(__file__).resolve().parents[2]
 NAMES = ("aeroplane", "bicycle", "bird")  # a 3-class dataset
@@ -28,7 +28,8 @@ RUNTIME = {"micro_batch": None, "checkpoint_every": 1000}
 
 
 def hashed_leaves() -> set[str]:
-    """Dotted paths of every leaf under the sections some stage hashes (objects with properties recurse)."""
+    """Dotted paths of every leaf under the sections some stage or score entry hashes (objects with properties
+    recurse)."""
     schema = load_schema()
     settings = _resolve(schema["$defs"]["settings"], schema)["properties"]
     out: set[str] = set()
@@ -41,7 +42,7 @@ def hashed_leaves() -> set[str]:
         else:
             out.add(path)
 
-    for section in {s for stage in STAGES.values() for s in stage.sections}:
+    for section in {s for stage in (*STAGES.values(), *SCORES.values()) for s in stage.sections}:
         walk(settings[section], section)
     return out
 
@@ -253,7 +254,7 @@ def _seeds(section: str) -> Callable:
 
 
 def probe_eval(settings: dict, env: dict):
-    """cams_gather scores CAMs by argmax with eval.cam_bg_power (pipeline.entrypoints.cams_gather)."""
+    """The CAM score entries score CAMs by argmax with eval.cam_bg_power (pipeline.scoring.cam_pairs)."""
     from fmwsss.seeding import argmax_seed
 
     _, cams, classes = _seed_inputs()

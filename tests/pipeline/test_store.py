@@ -8,7 +8,7 @@ import pytest
 
 from fmwsss.pipeline.keys import stage_key
 from fmwsss.pipeline.stages import STAGES, upstream_aliases
-from fmwsss.pipeline.store import clean_stale_temps, make_alias, unreachable_entries, write_spec
+from fmwsss.pipeline.store import clean_stale_temps, link_scores, make_alias, unreachable_entries, write_spec
 
 
 def test_make_alias_is_relative_and_repoints(tmp_path):
@@ -24,6 +24,29 @@ def test_make_alias_is_relative_and_repoints(tmp_path):
         make_alias(str(tmp_path / "store"), link)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         make_alias("store/sam_masks/missing", link)
+
+
+def test_link_scores_points_at_the_score_entry_and_repoints(tmp_path):
+    entry = tmp_path / "store" / "seeds_fine" / ("e" * 16)
+    entry.mkdir(parents=True)
+    (entry / "spec.json").write_text("{}")
+    for key, files in (("a" * 16, ("metrics.json", "scores.json", "spec.json")), ("b" * 16, ("metrics.json", "spec.json"))):
+        score = tmp_path / "store" / "score_seeds_fine" / key
+        score.mkdir(parents=True)
+        for name in files:
+            (score / name).write_text(json.dumps({"key": key, "file": name}))
+    assert link_scores(entry, f"../../score_seeds_fine/{'a' * 16}") == ["metrics.json", "scores.json"]
+    assert os.readlink(entry / "metrics.json") == f"../../score_seeds_fine/{'a' * 16}/metrics.json"
+    assert json.loads((entry / "scores.json").read_text()) == {"key": "a" * 16, "file": "scores.json"}
+    # re-pointed at a score without scores.json (no ground truth any more): the stale link goes
+    assert link_scores(entry, f"../../score_seeds_fine/{'b' * 16}") == ["metrics.json"]
+    assert json.loads((entry / "metrics.json").read_text())["key"] == "b" * 16
+    assert sorted(p.name for p in entry.iterdir()) == ["metrics.json", "spec.json"]
+    assert json.loads((entry / "spec.json").read_text()) == {}  # the entry's own files are never touched
+    with pytest.raises(ValueError, match="relative"):
+        link_scores(entry, str(tmp_path / "store" / "score_seeds_fine" / ("a" * 16)))
+    with pytest.raises(FileNotFoundError, match="not complete"):
+        link_scores(entry, "../../score_seeds_fine/missing")
 
 
 def test_clean_stale_temps(tmp_path):

@@ -137,12 +137,11 @@ def test_sbatch_flags_of_a_gpu_job(profile, want, refuse, workdir):
 
 @pytest.mark.parametrize("profile", [SHIPPED, SHIPPED_GRES], ids=["gpus", "gres"])
 def test_cpu_jobs_get_the_light_defaults(profile, workdir):
-    # the non-local gather-and-score *_finalize rules have no set-resources entry: one CPU on the CPU
+    # the non-local seed gather (*_finalize) and score rules have no set-resources entry: one CPU on the CPU
     # partition with default-resources' memory and wall time, and no GPU request of any kind
     found = rules()
     cpu_rules = {name for name, r in found.items() if not r["local"] and not r["gpu"]}
-    assert cpu_rules >= {"cams_coarse_dump_finalize", "seeds_coarse_finalize", "cams_fine_dump_finalize",
-                         "seeds_fine_finalize"}, cpu_rules
+    assert cpu_rules >= {"seeds_coarse_finalize", "seeds_fine_finalize", "score"}, cpu_rules
     defaults = load(profile)["default-resources"]
     resolved = dry_run_resources(profile, workdir)
     assert cpu_rules <= resolved.keys(), "a CPU rule is missing from the demo seeds DAG"

@@ -14,14 +14,14 @@ from PIL import Image
 
 from fmwsss.pipeline.config import Config
 from fmwsss.pipeline.plan import Plan
-from fmwsss.pipeline.stages import STAGES
+from fmwsss.pipeline.stages import SCORES, STAGES
 
 from .conftest import Workdir
 
 pytestmark = pytest.mark.e2e
 
 ALL = set(STAGES)
-SCORED = ALL - {"sam_masks", "prompts_cls_train"}  # the first scoring stage (cams_coarse_dump) and everything after
+SCORE_ENTRIES = {s.name for s in SCORES.values()}  # ground truth enters only these (and deeplab_eval, via val_gt)
 
 
 def _voc_tree(root: Path, sample: Path, train: list[str], val: list[str], spare: list[str]) -> None:
@@ -126,18 +126,18 @@ def test_each_input_moves_exactly_its_stages(tmp_path, voc_sample, coco_sample):
     keys = _keys(wd.updated(*targets))
 
     def moved(name, reference="voc_base"):
-        return {s for s in STAGES if keys[name][s] != keys[reference][s]}
+        return {s for s in keys[reference] if keys[name][s] != keys[reference][s]}
 
-    assert set(keys["voc_base"]) == ALL
+    assert set(keys["voc_base"]) == ALL | SCORE_ENTRIES
     assert moved("voc_touched") == set()  # mtimes and the root folder's path are in no key
-    assert moved("voc_new_id") == ALL
+    assert moved("voc_new_id") == ALL | SCORE_ENTRIES
     assert moved("voc_new_val_id") == {"deeplab_train", "deeplab_eval"}
-    assert moved("voc_tag") == ALL - {"sam_masks"}
-    assert moved("voc_image") == ALL
+    assert moved("voc_tag") == (ALL | SCORE_ENTRIES) - {"sam_masks"}
+    assert moved("voc_image") == ALL | SCORE_ENTRIES
     assert moved("voc_val_image") == {"deeplab_eval"}
-    assert moved("voc_gt") == SCORED
+    assert moved("voc_gt") == SCORE_ENTRIES  # a corrected training mask reruns only the scoring
     assert moved("voc_val_gt") == {"deeplab_eval"}
-    assert moved("coco_ann", "coco_base") == SCORED
+    assert moved("coco_ann", "coco_base") == SCORE_ENTRIES
 
 
 def test_touching_sources_schedules_nothing_and_other_roots_stay_closed(demo_run, tmp_path):

@@ -14,7 +14,7 @@ import yaml
 from PIL import Image
 
 from fmwsss.pipeline.plan import Plan
-from fmwsss.pipeline.stages import STAGES
+from fmwsss.pipeline.stages import SCORES, STAGES
 from fmwsss.sam.shards import SamShardReader
 
 from .conftest import BIN, ROOT, Workdir, make_workdir
@@ -24,8 +24,13 @@ pytestmark = pytest.mark.e2e
 ALL_RULES = [
     "weights_tiny", "sam_masks", "sam_masks_finalize", "prompts_cls_train", "cams_coarse_dump",
     "cams_coarse_dump_finalize", "seeds_coarse", "seeds_coarse_finalize", "prompts_seg_train", "cams_fine_dump",
-    "cams_fine_dump_finalize", "seeds_fine", "seeds_fine_finalize", "deeplab_train", "deeplab_eval", "alias",
+    "cams_fine_dump_finalize", "seeds_fine", "seeds_fine_finalize", "deeplab_train", "deeplab_eval", "score", "alias",
 ]
+
+
+def with_scores(stages: set[str]) -> set[str]:
+    """The store folders a change of ``stages`` writes: theirs and, for a scored stage, its score entry's."""
+    return stages | {SCORES[s].name for s in stages if s in SCORES}
 
 
 def _sam_key(wd: Workdir) -> str:
@@ -102,7 +107,7 @@ def test_changed_sam_setting_reruns_sam_only_and_revert_repoints_alias(demo_run,
         f"results/demo/store/sam_masks/{new_key}/{n}" for n in ("shard-000.h5", "shard-001.h5", "shard-002.h5", "spec.json")
     } | {"results/demo/sam_masks"}
     downstream = {p.split("/")[3] for p in wd.updated("results/demo/seeds") if p.startswith("results/demo/store/")}
-    assert downstream == {"sam_masks", "seeds_coarse", "prompts_seg_train", "cams_fine_dump", "seeds_fine"}
+    assert downstream == with_scores({"sam_masks", "seeds_coarse", "prompts_seg_train", "cams_fine_dump", "seeds_fine"})
 
     old_files = {p: p.stat().st_mtime_ns for p in (wd.path / f"results/demo/store/sam_masks/{old_key}").iterdir()}
     wd.snakemake("--cores", "2", "results/demo/sam_masks")
@@ -149,6 +154,16 @@ def test_key_dependencies_follow_the_stage_graph(voc_sample, tmp_path):
     for section, edit in edits.items():
         new = keys(edit)
         assert {s for s in STAGES if new[s] != base[s]} == changed[section], section
+
+    # eval is read only by the CAM score entries: no compute key moves, neither do the seed scores.
+    cfg = yaml.safe_load(yaml.safe_dump(raw))
+    cfg["presets"]["demo"]["eval"] = {"cam_bg_power": 2.0}
+    plan = Plan(raw, results=str(tmp_path))
+    ref, new = plan.datasets["demo"], Plan(cfg, results=str(tmp_path)).datasets["demo"]
+    assert new.keys == base == ref.keys
+    assert {s for s in SCORES if new.score_keys[s] != ref.score_keys[s]} == {"cams_coarse_dump", "cams_fine_dump"}
+    # gc keeps the current score entries like any current entry
+    assert {("demo", SCORES[s].name, k) for s, k in ref.score_keys.items()} <= plan.reachable()
 
     # Speed knobs never move a key.
     runtime = yaml.safe_load(yaml.safe_dump(raw))
@@ -269,7 +284,7 @@ def test_seed_outputs_are_palette_pngs_with_metrics(demo_run):
 def test_chain_invalidation(demo_run, tmp_path, edit, expected):
     wd = demo_run.copy(tmp_path / "wd")
     _set(wd, DEMO_PRESET_END, DEMO_PRESET_END.replace("    segmenter:", "    " + edit + "    segmenter:"))
-    assert _stages_scheduled(wd) == expected
+    assert _stages_scheduled(wd) == with_scores(expected)
 
 
 @pytest.mark.slow
@@ -326,7 +341,7 @@ def test_seeding_change_schedules_the_segmenter_too(demo_run, tmp_path):
     wd = demo_run.copy(tmp_path / "wd")
     _set(wd, DEMO_PRESET_END, DEMO_PRESET_END.replace("    segmenter:", "    seeds_fine:\n      gamma: 0.5\n    segmenter:"))
     stages = {p.split("/")[3] for p in wd.updated("results/demo/deeplab") if p.startswith("results/demo/store/")}
-    assert stages == {"seeds_fine", "deeplab_train", "deeplab_eval"}
+    assert stages == with_scores({"seeds_fine", "deeplab_train", "deeplab_eval"})
 
 
 def test_deeplab_outputs(demo_run):

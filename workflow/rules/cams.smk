@@ -1,4 +1,5 @@
-# Stages 3 and 6: CAMs from the learned prompts, refined by CAA; one job per shard.
+# Stages 3 and 6: CAMs from the learned prompts, refined by CAA; one job per shard, then a light finalize
+# job (scored by rule score, workflow/rules/scores.smk).
 
 
 rule cams_coarse_dump:
@@ -23,26 +24,17 @@ rule cams_coarse_dump:
 
 
 rule cams_coarse_dump_finalize:
+    localrule: True
     input:
         shards=shards_of("cams_coarse_dump"),
     output:
         spec="results/{dataset}/store/cams_coarse_dump/{key}/spec.json",
-        metrics=report(
-            "results/{dataset}/store/cams_coarse_dump/{key}/metrics.json",
-            caption="../report/metrics.rst",
-            category="metrics",
-            subcategory="cams_coarse_dump",
-            labels={"dataset": "{dataset}", "stage": "cams_coarse_dump"},
-        ),
     log:
         "results/{dataset}/logs/cams_coarse_dump/{key}/finalize.log",
     params:
         spec=spec_of("cams_coarse_dump"),
-    threads: 1
-    conda:
-        "../../envs/fmwsss.yaml"
-    script:
-        "../scripts/cams_coarse_dump_finalize.py"
+    run:
+        finalize_job(PLAN, input.shards, output.spec, params.spec, wildcards, log[0])
 
 
 rule cams_fine_dump:
@@ -67,23 +59,14 @@ rule cams_fine_dump:
 
 
 rule cams_fine_dump_finalize:
+    localrule: True
     input:
         shards=shards_of("cams_fine_dump"),
     output:
         spec="results/{dataset}/store/cams_fine_dump/{key}/spec.json",
-        metrics=report(
-            "results/{dataset}/store/cams_fine_dump/{key}/metrics.json",
-            caption="../report/metrics.rst",
-            category="metrics",
-            subcategory="cams_fine_dump",
-            labels={"dataset": "{dataset}", "stage": "cams_fine_dump"},
-        ),
     log:
         "results/{dataset}/logs/cams_fine_dump/{key}/finalize.log",
     params:
         spec=spec_of("cams_fine_dump"),
-    threads: 1
-    conda:
-        "../../envs/fmwsss.yaml"
-    script:
-        "../scripts/cams_fine_dump_finalize.py"
+    run:
+        finalize_job(PLAN, input.shards, output.spec, params.spec, wildcards, log[0])

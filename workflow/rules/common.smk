@@ -46,15 +46,35 @@ def partial_of(stage):
     return lambda w: PLAN.partial(w.dataset, stage, w.key)
 
 
+def score_inputs(w):
+    """The scored entry's product (its key is hashed into the score key, so checking the score key suffices)."""
+    PLAN.check_score_key(w.dataset, w.scored, w.key)
+    return PLAN.product(w.dataset, w.scored)
+
+
+def score_spec(w):
+    return PLAN.get(w.dataset).score_specs[w.scored]
+
+
 def alias_inputs(w):
+    """The entry's product, its current score where the stage is scored, and the upstream aliases."""
+    stage = ALIASES[w.alias]
     upstream = [f"results/{w.dataset}/{a}" for a in upstream_aliases(w.alias)]
-    return [PLAN.product(w.dataset, ALIASES[w.alias])] + upstream
+    scores = [PLAN.score_product(w.dataset, stage)] if stage in SCORES else []
+    return [PLAN.product(w.dataset, stage)] + scores + upstream
 
 
 def alias_target(w):
     return PLAN.alias_target(w.dataset, w.alias)
 
 
+def alias_scores(w):
+    """The score entry the aliased entry's metrics links point at ('' for an unscored stage): a param, so a new
+    score key (eval changed, a mask corrected) re-points the links through the params rerun trigger."""
+    stage = ALIASES[w.alias]
+    return PLAN.score_link(w.dataset, stage) if stage in SCORES else ""
+
+
 def report_inputs(w):
-    """The report rule reads every stage's current product (so it runs after the whole pipeline)."""
-    return [PLAN.product(w.dataset, stage) for stage in STAGES]
+    """The report rule reads every stage's current product and score (so it runs after the whole pipeline)."""
+    return [PLAN.product(w.dataset, stage) for stage in STAGES] + [PLAN.score_product(w.dataset, s) for s in SCORES]

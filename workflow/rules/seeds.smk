@@ -1,4 +1,5 @@
-# Stages 4 and 7: SAMS seeding from the SAM masks and the CAMs; one job per shard.
+# Stages 4 and 7: SAMS seeding from the SAM masks and the CAMs; one job per shard, then a finalize job writing
+# the palette PNGs (scored by rule score, workflow/rules/scores.smk).
 
 
 rule seeds_coarse:
@@ -27,13 +28,6 @@ rule seeds_coarse_finalize:
         shards=shards_of("seeds_coarse"),
     output:
         spec="results/{dataset}/store/seeds_coarse/{key}/spec.json",
-        metrics=report(
-            "results/{dataset}/store/seeds_coarse/{key}/metrics.json",
-            caption="../report/metrics.rst",
-            category="metrics",
-            subcategory="seeds_coarse",
-            labels={"dataset": "{dataset}", "stage": "seeds_coarse"},
-        ),
     log:
         "results/{dataset}/logs/seeds_coarse/{key}/finalize.log",
     params:
@@ -71,13 +65,6 @@ rule seeds_fine_finalize:
         shards=shards_of("seeds_fine"),
     output:
         spec="results/{dataset}/store/seeds_fine/{key}/spec.json",
-        metrics=report(
-            "results/{dataset}/store/seeds_fine/{key}/metrics.json",
-            caption="../report/metrics.rst",
-            category="metrics",
-            subcategory="seeds_fine",
-            labels={"dataset": "{dataset}", "stage": "seeds_fine"},
-        ),
     log:
         "results/{dataset}/logs/seeds_fine/{key}/finalize.log",
     params:

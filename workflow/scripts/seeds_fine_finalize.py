@@ -1,4 +1,4 @@
-"""Snakemake job: check and gather the shards of seeds_fine, score them where ground truth exists, write spec.json."""
+"""Snakemake job: check and gather the shards of seeds_fine into palette PNGs, write spec.json."""
 import sys
 from pathlib import Path
 
