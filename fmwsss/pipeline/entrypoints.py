@@ -398,14 +398,21 @@ def score(smk: Any) -> None:
 
     stage, key, name = smk.wildcards.scored, smk.wildcards.key, smk.wildcards.dataset
     with job_log(_log_path(smk)) as log:
-        for shard in smk.input.shards:
-            with open_complete(shard) as fh:
-                for image_id in fh:
-                    png = store / f"{image_id}.png"
-                    if not _link_reused_png(fh, image_id, store, png):
-                        save_label_png(png, fh[image_id]["labels"][()], palette)
-        finish_entry(ds, stage, smk.input.shards, store, smk.wildcards.key, smk.params.spec, log)
-        log(f"{stage}: {len(ds.dataset.ids)} PNGs in {store}")
+        plan = Plan(Config(smk.config), refresh=False)
+        plan.check_score_key(name, stage, key)
+        ds = plan.get(name)
+        out = Path(smk.output.spec).parent
+        out.mkdir(parents=True, exist_ok=True)
+        entry = _store_dir(smk.input.entry)
+        if stage.startswith("cams_"):
+            shards = plan.shard_paths(name, stage)
+            metrics = score_cams(ds.dataset, stage, shards, ds.settings["eval"]["cam_bg_power"], out, log)
+        else:
+            metrics = score_seeds(ds.dataset, stage, entry, out, log)
+        atomic_write_json(out / "metrics.json", metrics)
+        write_spec(out, key, smk.params.spec, name)
+        linked = link_scores(entry, plan.score_link(name, stage))
+        log(f"score_{stage}: wrote {out}; linked {', '.join(linked)} into {entry}")
 
 
 def _segmenter_splits(dataset) -> tuple[list[str], list[str]]:
