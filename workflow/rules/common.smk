@@ -1,5 +1,9 @@
 # Input functions and params shared by the rules (functions only: rules live in the other .smk files).
 # Each is a pure lookup into PLAN, the parse-time plan built in the Snakefile.
+# A complete store entry that a job reads (or a finalize re-checks) must still match its spec.json's file
+# record by size: otherwise DAG building stops naming the damaged files and `fmwsss repair DATASET`.
+
+from fmwsss.pipeline.integrity import require_entries_intact
 
 
 def current_key(stage):
@@ -18,6 +22,7 @@ def upstream_of(stage):
     def inputs(w):
         PLAN.check_key(w.dataset, stage, w.key)
         found = {u: PLAN.product(w.dataset, u) for u in STAGES[stage].upstream}
+        require_entries_intact(os.path.dirname(p) for p in found.values())
         if STAGES[stage].weights:
             (role,) = STAGES[stage].weights
             found["weights"] = PLAN.weight_file(w.dataset, role)
@@ -37,7 +42,9 @@ def weights_name(role):
 def shards_of(stage):
     def inputs(w):
         PLAN.check_key(w.dataset, stage, w.key)
-        return PLAN.shard_paths(w.dataset, stage, w.key)
+        shards = PLAN.shard_paths(w.dataset, stage, w.key)
+        require_entries_intact([PLAN.store(w.dataset, stage, w.key)], names=[os.path.basename(s) for s in shards])
+        return shards
 
     return inputs
 

@@ -1,0 +1,164 @@
+"""Repairing damaged store entries: recompute exactly the damaged files, and leave the store looking as
+old as before, so a dry run of any target schedules nothing afterwards.
+
+What each damage costs to repair (the current entries of one dataset, upstream stages first):
+- a shard (``shard-NNN.h5``) of a per-image stage: the damaged file is deleted and only its shard job runs
+  again (resuming nothing: the shard's images are recomputed, its log lists each of them);
+- any other file of a per-image stage (a seed PNG, metrics.json, spec.json itself): the stage's light
+  finalize job runs again (it reads the stage's shards; no GPU);
+- a file of a whole-set stage (``prompts.pt``, ``model.pt``, its loss curve or metrics): the whole job runs
+  again, i.e. a full prompt or DeepLab training (or the DeepLab evaluation), the stage's full GPU cost.
+Afterwards every file of the repaired entry gets back its old modification time (a recreated file gets
+its entry's spec.json time), spec.json keeps its own, and the record is updated where recomputed bytes
+differ, so nothing downstream looks out of date.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+from fmwsss.io.atomic import atomic_write_json
+from fmwsss.pipeline.integrity import (
+    RECORD_KEY,
+    SPEC_NAME,
+    DamagedEntryError,
+    Problem,
+    entry_problems,
+    read_spec,
+    record_files,
+)
+from fmwsss.pipeline.plan import Plan
+from fmwsss.pipeline.stages import ALIASES, STAGES
+from fmwsss.pipeline.store import drop_empty_partial
+
+NOTHING_TO_DO = "Nothing to be done"
+
+
+@dataclass
+class RepairStep:
+    """One Snakemake call: the targets that recompute ``problems`` of one entry."""
+
+    stage: str
+    entry: Path
+    problems: list[Problem]
+    targets: list[str]
+    delete: list[Path]  # damaged files removed before the call (Snakemake then sees them missing)
+    cost: str
+    rewrites_spec: bool  # the job rewrites spec.json itself (finalize or whole-set job)
+
+
+def plan_repair(plan: Plan, dataset: str, full: bool = False) -> list[RepairStep]:
+    """The repair steps of ``dataset``'s current entries, upstream stages first (a step's Snakemake call
+    checks the entries it reads, so they must be whole by then). ``full`` compares sha256, not only sizes."""
+    ds = plan.get(dataset)
+    shard_names = {f"{shard}.h5" for shard in ds.shards}
+    steps = []
+    for stage in STAGES.values():  # in pipeline order
+        entry = Path(plan.store(dataset, stage.name))
+        problems = entry_problems(entry, full)
+        if not problems:
+            continue
+        spec = entry / SPEC_NAME
+        if stage.sharded:
+            shards = [p for p in problems if p.path.parent == entry and p.path.name in shard_names]
+            others = [p for p in problems if p not in shards]
+            if shards:
+                steps.append(RepairStep(
+                    stage.name, entry, shards, [str(p.path) for p in shards], [p.path for p in shards],
+                    f"{len(shards)} shard job(s) of {stage.name}, each recomputing its shard's images", False,
+                ))
+            if others:
+                steps.append(RepairStep(
+                    stage.name, entry, others, [plan.spec_path(dataset, stage.name)],
+                    [p.path for p in others if p.path == spec],
+                    f"the {stage.name} finalize job (reads the stage's shards, no GPU)", True,
+                ))
+        else:
+            steps.append(RepairStep(
+                stage.name, entry, problems, [plan.product(dataset, stage.name)],
+                [p.path for p in problems if p.path == spec],
+                f"the whole {stage.name} job again (its full cost: nothing of a whole-set stage is per image)", True,
+            ))
+    return steps
+
+
+def _mtimes(entry: Path) -> dict[str, int]:
+    """mtime_ns of the entry's regular files that exist now, by name relative to the entry."""
+    found = {}
+    for path in entry.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            found[path.relative_to(entry).as_posix()] = path.stat().st_mtime_ns
+    return found
+
+
+def _set_mtime(path: Path, mtime_ns: int) -> None:
+    os.utime(path, ns=(path.stat().st_atime_ns, mtime_ns))
+
+
+def settle(step: RepairStep, old: dict[str, int]) -> list[str]:
+    """After a step's call: update the record of recomputed shards whose bytes differ, then give every
+    recorded file its old mtime (a recreated one: the old spec.json's) and spec.json its own.
+
+    Returns the names whose recorded sha256 changed.
+    """
+    spec_path = step.entry / SPEC_NAME
+    spec_mtime = old[SPEC_NAME]
+    spec = read_spec(step.entry)
+    record = spec[RECORD_KEY]
+    changed = []
+    if not step.rewrites_spec:
+        fresh = record_files(step.entry, [p.path.name for p in step.problems])
+        changed = sorted(name for name, rec in fresh.items() if record.get(name) != rec)
+        if changed:
+            record.update(fresh)
+            atomic_write_json(spec_path, spec)
+    for name in record:
+        _set_mtime(step.entry / name, old.get(name, spec_mtime))
+    _set_mtime(spec_path, spec_mtime)
+    return changed
+
+
+def run_repair(
+    steps: Sequence[RepairStep],
+    snakemake: Sequence[str],
+    log: Callable[[str], None] = print,
+    run: Callable[..., subprocess.CompletedProcess] = subprocess.run,
+) -> None:
+    """Run each step's Snakemake call (``snakemake``: the command and its options, without targets)."""
+    for step in steps:
+        try:
+            old = _mtimes(step.entry)
+        except FileNotFoundError as exc:
+            raise DamagedEntryError(f"{step.entry}: entry vanished during repair ({exc})") from exc
+        if SPEC_NAME not in old:
+            raise DamagedEntryError(f"{step.entry}: no spec.json: not a complete entry, nothing to repair")
+        for path in step.delete:
+            path.unlink(missing_ok=True)
+        log(f"repair {step.stage}: recomputing {', '.join(step.targets)} ({step.cost})")
+        proc = run([*snakemake, "--force", *step.targets])
+        if proc.returncode != 0:
+            raise RuntimeError(f"repair of {step.entry} failed: `{' '.join([*snakemake, '--force', *step.targets])}` "
+                               f"exited {proc.returncode}; the damaged files stay deleted, rerun the repair")
+        changed = settle(step, old)
+        drop_empty_partial(step.entry)
+        if changed:
+            log(f"repair {step.stage}: recomputed bytes differ from the record for {', '.join(changed)}: "
+                f"spec.json updated (its mtime kept)")
+
+
+def alias_targets(plan: Plan, dataset: str) -> list[str]:
+    """The dataset's stable names that exist on disk: what a dry run after a repair should find up to date."""
+    root = Path(plan.store(dataset, "sam_masks")).parents[2]
+    return [str(root / alias) for alias in ALIASES if (root / alias).is_symlink()]
+
+
+def dry_run_is_clean(
+    snakemake: Sequence[str], targets: Sequence[str], run: Callable[..., subprocess.CompletedProcess] = subprocess.run
+) -> tuple[bool, str]:
+    """Whether ``snakemake -n targets`` schedules nothing, and its output."""
+    proc = run([*snakemake, "-n", *targets], capture_output=True, text=True)
+    out = proc.stdout + proc.stderr
+    return proc.returncode == 0 and NOTHING_TO_DO in out, out

@@ -1,0 +1,136 @@
+"""Self-checking store entries: the file record spec.json keeps, the size and sha256 checks, the repair plan
+and the mtimes a repair restores."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from fmwsss.pipeline.integrity import (
+    DamagedEntryError,
+    check_files,
+    entry_files,
+    entry_problems,
+    read_record,
+    record_files,
+    require_entries_intact,
+    require_intact,
+)
+from fmwsss.pipeline.repair import RepairStep, run_repair
+from fmwsss.pipeline.store import write_spec
+
+SHA256_ABC = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"  # FIPS 180-2 test vector
+SHA256_EMPTY = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+
+def _entry(tmp_path: Path) -> Path:
+    """results/demo/store/sam_masks/<key> with two shards, a nested file, a temp and a symlink."""
+    entry = tmp_path / "results/demo/store/sam_masks/0123456789abcdef"
+    (entry / "sub").mkdir(parents=True)
+    (entry / "shard-000.h5").write_bytes(b"abc")
+    (entry / "shard-001.h5").write_bytes(b"")
+    (entry / "sub" / "x.png").write_bytes(b"abc")
+    (entry / ".shard-002.h5.tmp-77").write_bytes(b"half")
+    os.symlink("shard-000.h5", entry / "link.h5")
+    return entry
+
+
+def test_record_lists_regular_files_with_size_and_sha256(tmp_path):
+    entry = _entry(tmp_path)
+    (entry / "spec.json").write_text("{}")
+    assert entry_files(entry) == ["shard-000.h5", "shard-001.h5", "sub/x.png"]
+    assert record_files(entry) == {
+        "shard-000.h5": {"size": 3, "sha256": SHA256_ABC},
+        "shard-001.h5": {"size": 0, "sha256": SHA256_EMPTY},
+        "sub/x.png": {"size": 3, "sha256": SHA256_ABC},
+    }
+
+
+def test_write_spec_records_files_and_drops_the_empty_partial_folder(tmp_path):
+    entry = _entry(tmp_path)
+    partial = entry.parent / f".{entry.name}.partial"
+    partial.mkdir()
+    write_spec(entry, entry.name, {"stage": "sam_masks"}, "demo")
+    assert read_record(entry)["shard-000.h5"] == {"size": 3, "sha256": SHA256_ABC}
+    assert not partial.exists()
+    partial.mkdir()
+    (partial / "shard-003.h5").write_bytes(b"resumable state")
+    write_spec(entry, entry.name, {"stage": "sam_masks"}, "demo")
+    assert (partial / "shard-003.h5").is_file()  # a non-empty partial folder is kept
+
+
+def test_checks_by_size_and_by_hash_ignore_files_added_later(tmp_path):
+    entry = _entry(tmp_path)
+    write_spec(entry, entry.name, {"stage": "sam_masks"}, "demo")
+    os.symlink("shard-001.h5", entry / "metrics.json")  # added by a later rule: not recorded, not checked
+    (entry / "scores.json").write_text("{}")
+    assert entry_problems(entry, full=True) == []
+    (entry / "shard-000.h5").write_bytes(b"abd")  # same size, other bytes
+    assert entry_problems(entry) == []
+    (problem,) = entry_problems(entry, full=True)
+    assert problem.path == entry / "shard-000.h5" and SHA256_ABC in problem.reason
+    (entry / "shard-000.h5").write_bytes(b"ab")
+    (entry / "sub" / "x.png").unlink()
+    problems = {p.path.name: p.reason for p in entry_problems(entry)}
+    assert problems == {"shard-000.h5": "2 bytes, spec.json records 3", "x.png": "missing (spec.json records 3 bytes)"}
+    assert check_files(entry, read_record(entry), names=["shard-001.h5", "not-recorded"]) == []
+
+
+def test_entries_without_record_or_spec_pass_and_bad_json_is_damage(tmp_path):
+    entry = _entry(tmp_path)
+    assert entry_problems(entry) is None  # not complete: nothing to check
+    (entry / "spec.json").write_text(json.dumps({"key": entry.name}))  # written before records existed
+    assert entry_problems(entry) is None
+    (entry / "spec.json").write_text('{"key": ')
+    (problem,) = entry_problems(entry)
+    assert problem.path == entry / "spec.json" and "not readable JSON" in problem.reason
+
+
+def test_job_and_dag_checks_name_the_file_and_the_repair_command(tmp_path):
+    entry = _entry(tmp_path)
+    write_spec(entry, entry.name, {"stage": "sam_masks"}, "demo")
+    require_intact([entry / "shard-000.h5", entry / "link.h5"])
+    require_entries_intact([entry, tmp_path / "results/demo/store/seeds_fine/none"])
+    (entry / "shard-001.h5").unlink()
+    with pytest.raises(DamagedEntryError) as err:
+        require_intact([entry / "shard-000.h5", entry / "shard-001.h5"])
+    assert f"{entry / 'shard-001.h5'}: missing" in str(err.value) and "`fmwsss repair demo`" in str(err.value)
+    require_entries_intact([entry])  # memoised: this process already found the entry whole
+    with pytest.raises(DamagedEntryError, match="shard-001.h5: missing"):
+        require_entries_intact([entry], names=["shard-001.h5"])  # a finalize's shards are checked every time
+
+
+def _fake_snakemake(recomputed: dict[str, bytes], calls: list[list[str]]):
+    """A stand-in for the Snakemake call: writes the targets' new bytes now, as the jobs would."""
+
+    def run(cmd, **_):
+        calls.append(cmd)
+        for target in cmd[cmd.index("--force") + 1:]:
+            Path(target).write_bytes(recomputed[Path(target).name])
+        return subprocess.CompletedProcess(cmd, 0)
+
+    return run
+
+
+def test_repair_restores_mtimes_and_updates_the_record_where_bytes_differ(tmp_path):
+    entry = _entry(tmp_path)
+    write_spec(entry, entry.name, {"stage": "sam_masks"}, "demo")
+    old = 1_600_000_000_000_000_000
+    for name in ("shard-000.h5", "shard-001.h5", "sub/x.png", "spec.json"):
+        os.utime(entry / name, ns=(old, old + 1000 * len(name)))
+    (entry / "shard-001.h5").unlink()
+    step = RepairStep("sam_masks", entry, entry_problems(entry), [str(entry / "shard-001.h5")],
+                      [entry / "shard-001.h5"], "one shard job", False)
+    calls: list[list[str]] = []
+    run_repair([step], ["snakemake", "--cores", "1"], log=lambda _: None,
+               run=_fake_snakemake({"shard-001.h5": b"abc"}, calls))
+    assert calls == [["snakemake", "--cores", "1", "--force", str(entry / "shard-001.h5")]]
+    spec_mtime = old + 1000 * len("spec.json")
+    assert (entry / "spec.json").stat().st_mtime_ns == spec_mtime
+    assert (entry / "shard-001.h5").stat().st_mtime_ns == spec_mtime  # recreated: its entry's spec.json time
+    assert (entry / "shard-000.h5").stat().st_mtime_ns == old + 1000 * len("shard-000.h5")
+    assert read_record(entry)["shard-001.h5"] == {"size": 3, "sha256": SHA256_ABC}
+    assert entry_problems(entry, full=True) == []
