@@ -73,5 +73,5 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="the workflow's Snakefile (default: snakemake finds ./Snakefile)")
     repair.add_argument("--config", default="config.yaml", help="config file (default: %(default)s)")
     repair.add_argument("snakemake_args", nargs=argparse.REMAINDER,
-                        help="after `--`: more snakemake options for the repair jobs (e.g. -- --profile profiles/slurm)")
+                        help="after `--`: more snakemake options for the repair jobs (e.g. -- --profile PROFILE)")
     repair.set_defaults(func=_cmd_repair)

@@ -134,3 +134,58 @@ def test_repair_restores_mtimes_and_updates_the_record_where_bytes_differ(tmp_pa
     assert (entry / "shard-000.h5").stat().st_mtime_ns == old + 1000 * len("shard-000.h5")
     assert read_record(entry)["shard-001.h5"] == {"size": 3, "sha256": SHA256_ABC}
     assert entry_problems(entry, full=True) == []
+
+
+class _StubPlan:
+    """The few Plan lookups plan_repair makes, for a dataset of two shards under ``root``."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.shards = {"shard-000": range(0, 2), "shard-001": range(2, 3)}
+
+    def get(self, dataset):
+        return self
+
+    def store(self, dataset, stage):
+        return str(self.root / f"results/{dataset}/store/{stage}/{stage[:4]}")
+
+    def spec_path(self, dataset, stage):
+        return f"{self.store(dataset, stage)}/spec.json"
+
+    def product(self, dataset, stage):
+        from fmwsss.pipeline.stages import PRODUCTS, STAGES
+
+        if STAGES[stage].sharded:
+            return self.spec_path(dataset, stage)
+        return f"{self.store(dataset, stage)}/{PRODUCTS[stage]}"
+
+
+def test_repair_plan_is_the_shard_jobs_then_finalize_upstream_first_and_whole_jobs_for_whole_set_stages(tmp_path):
+    from fmwsss.pipeline.repair import plan_repair
+
+    plan = _StubPlan(tmp_path)
+    files = {"seeds_fine": ["shard-000.h5", "shard-001.h5", "a.png"], "sam_masks": ["shard-000.h5", "shard-001.h5"],
+             "prompts_cls_train": ["prompts.pt", "loss.csv"], "cams_coarse_dump": ["shard-000.h5"]}
+    for stage, names in files.items():
+        entry = Path(plan.store("demo", stage))
+        entry.mkdir(parents=True)
+        for name in names:
+            (entry / name).write_bytes(b"ok")
+        write_spec(entry, entry.name, {"stage": stage}, "demo")
+    assert plan_repair(plan, "demo") == []
+    seeds, sam, prompts = (Path(plan.store("demo", s)) for s in ("seeds_fine", "sam_masks", "prompts_cls_train"))
+    (seeds / "a.png").unlink()
+    (seeds / "shard-001.h5").write_bytes(b"o")
+    (sam / "shard-000.h5").write_bytes(b"no")  # same size: found only by hash
+    (prompts / "loss.csv").unlink()
+    assert [(s.stage, s.targets) for s in plan_repair(plan, "demo")] == [
+        ("prompts_cls_train", [f"{prompts}/prompts.pt"]),
+        ("seeds_fine", [str(seeds / "shard-001.h5")]),
+        ("seeds_fine", [f"{seeds}/spec.json"]),
+    ]
+    steps = plan_repair(plan, "demo", full=True)
+    assert [(s.stage, s.targets, s.delete, s.rewrites_spec) for s in steps[:2]] == [
+        ("sam_masks", [str(sam / "shard-000.h5")], [sam / "shard-000.h5"], False),
+        ("prompts_cls_train", [f"{prompts}/prompts.pt"], [], True),
+    ]
+    assert [s.delete for s in steps[2:]] == [[seeds / "shard-001.h5"], []]
