@@ -9,8 +9,9 @@ What each damage costs to repair (the current entries of one dataset, upstream s
 - a file of a whole-set stage (``prompts.pt``, ``model.pt``, its loss curve or metrics): the whole job runs
   again, i.e. a full prompt or DeepLab training (or the DeepLab evaluation), the stage's full GPU cost.
 Afterwards every file of the repaired entry gets back its old modification time (a recreated file gets
-its entry's spec.json time), spec.json keeps its own, and the record is updated where recomputed bytes
-differ, so nothing downstream looks out of date.
+its entry's spec.json time), spec.json keeps its own, the entry folder (an alias, to Snakemake) gets its
+newest file's time back, and the record is updated where recomputed bytes differ, so nothing downstream
+looks out of date.
 """
 from __future__ import annotations
 
@@ -102,6 +103,11 @@ def settle(step: RepairStep, old: dict[str, int]) -> list[str]:
     """After a step's call: update the record of recomputed shards whose bytes differ, then give every
     recorded file its old mtime (a recreated one: the old spec.json's) and spec.json its own.
 
+    The entry folder's mtime moved when the damaged file was deleted (by hand or by the repair) and again
+    when it was recreated, and an alias is that folder to Snakemake: it gets back the newest time among
+    spec.json and the recorded files, where the completing rename of spec.json had left it (to the
+    microsecond; files added after completion are not counted).
+
     Returns the names whose recorded sha256 changed.
     """
     spec_path = step.entry / SPEC_NAME
@@ -118,6 +124,7 @@ def settle(step: RepairStep, old: dict[str, int]) -> list[str]:
     for name in record:
         _set_mtime(step.entry / name, old.get(name, spec_mtime))
     _set_mtime(spec_path, spec_mtime)
+    _set_mtime(step.entry, max([spec_mtime, *(old.get(name, spec_mtime) for name in record)]))
     return changed
 
 

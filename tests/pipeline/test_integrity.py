@@ -132,6 +132,7 @@ def test_repair_restores_mtimes_and_updates_the_record_where_bytes_differ(tmp_pa
     assert (entry / "spec.json").stat().st_mtime_ns == spec_mtime
     assert (entry / "shard-001.h5").stat().st_mtime_ns == spec_mtime  # recreated: its entry's spec.json time
     assert (entry / "shard-000.h5").stat().st_mtime_ns == old + 1000 * len("shard-000.h5")
+    assert entry.stat().st_mtime_ns == old + 1000 * len("shard-000.h5")  # the newest of spec.json and the record
     assert read_record(entry)["shard-001.h5"] == {"size": 3, "sha256": SHA256_ABC}
     assert entry_problems(entry, full=True) == []
 
