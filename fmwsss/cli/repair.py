@@ -3,6 +3,7 @@ recompute exactly those, leaving nothing downstream out of date."""
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 
 
@@ -11,8 +12,7 @@ def _snakemake_command(args: argparse.Namespace) -> list[str]:
     cmd = [sys.executable, "-m", "snakemake", "--cores", args.cores]
     if args.snakefile:
         cmd += ["--snakefile", args.snakefile]
-    extra = list(args.snakemake_args)
-    return cmd + (extra[1:] if extra[:1] == ["--"] else extra)
+    return cmd + shlex.split(args.snakemake_args)
 
 
 def _cmd_repair(args: argparse.Namespace) -> int:
@@ -72,6 +72,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     repair.add_argument("--snakefile", default=None,
                         help="the workflow's Snakefile (default: snakemake finds ./Snakefile)")
     repair.add_argument("--config", default="config.yaml", help="config file (default: %(default)s)")
-    repair.add_argument("snakemake_args", nargs=argparse.REMAINDER,
-                        help="after `--`: more snakemake options for the repair jobs (e.g. -- --profile PROFILE)")
+    repair.add_argument("--snakemake-args", default="", metavar="'OPTIONS'",
+                        help="more snakemake options for the repair jobs, one quoted string "
+                             "(e.g. --snakemake-args='--profile workflow/profiles/slurm-mysite')")
     repair.set_defaults(func=_cmd_repair)
