@@ -99,7 +99,7 @@ def _set_mtime(path: Path, mtime_ns: int) -> None:
     os.utime(path, ns=(path.stat().st_atime_ns, mtime_ns))
 
 
-def settle(step: RepairStep, old: dict[str, int]) -> list[str]:
+def settle(step: RepairStep, old: dict[str, int], old_record: dict[str, dict] | None) -> list[str]:
     """After a step's call: update the record of recomputed shards whose bytes differ, then give every
     recorded file its old mtime (a recreated one: the old spec.json's) and spec.json its own.
 
@@ -108,24 +108,23 @@ def settle(step: RepairStep, old: dict[str, int]) -> list[str]:
     spec.json and the recorded files, where the completing rename of spec.json had left it (to the
     microsecond; files added after completion are not counted).
 
-    Returns the names whose recorded sha256 changed.
+    Returns the names whose record now differs from ``old_record`` (the one written at completion).
     """
     spec_path = step.entry / SPEC_NAME
     spec_mtime = old[SPEC_NAME]
     spec = read_spec(step.entry)
     record = spec[RECORD_KEY]
-    changed = []
     if not step.rewrites_spec:
         fresh = record_files(step.entry, [p.path.name for p in step.problems])
-        changed = sorted(name for name, rec in fresh.items() if record.get(name) != rec)
-        if changed:
+        if any(record.get(name) != rec for name, rec in fresh.items()):
             record.update(fresh)
             atomic_write_json(spec_path, spec)
     for name in record:
         _set_mtime(step.entry / name, old.get(name, spec_mtime))
     _set_mtime(spec_path, spec_mtime)
     _set_mtime(step.entry, max([spec_mtime, *(old.get(name, spec_mtime) for name in record)]))
-    return changed
+    before = old_record or {}
+    return sorted(name for name in record.keys() | before.keys() if record.get(name) != before.get(name))
 
 
 def run_repair(
@@ -142,6 +141,10 @@ def run_repair(
             raise DamagedEntryError(f"{step.entry}: entry vanished during repair ({exc})") from exc
         if SPEC_NAME not in old:
             raise DamagedEntryError(f"{step.entry}: no spec.json: not a complete entry, nothing to repair")
+        try:
+            old_record = read_spec(step.entry)[RECORD_KEY]
+        except DamagedEntryError:  # an unreadable spec.json: the step rebuilds it
+            old_record = None
         for path in step.delete:
             path.unlink(missing_ok=True)
         log(f"repair {step.stage}: recomputing {', '.join(step.targets)} ({step.cost})")
@@ -149,11 +152,14 @@ def run_repair(
         if proc.returncode != 0:
             raise RuntimeError(f"repair of {step.entry} failed: `{' '.join([*snakemake, '--force', *step.targets])}` "
                                f"exited {proc.returncode}; the damaged files stay deleted, rerun the repair")
-        changed = settle(step, old)
+        changed = settle(step, old, old_record)
         drop_empty_partial(step.entry)
-        if changed:
-            log(f"repair {step.stage}: recomputed bytes differ from the record for {', '.join(changed)}: "
-                f"spec.json updated (its mtime kept)")
+        if old_record is None:
+            log(f"repair {step.stage}: spec.json was unreadable and is rebuilt: the record holds the files as now")
+        elif changed:
+            log(f"repair {step.stage}: the recomputed bytes of {', '.join(changed)} differ from those recorded at "
+                f"completion (spec.json updated, its mtime kept): entries downstream were computed from the old "
+                f"bytes and are not rerun; `snakemake --forcerun` them if that matters")
 
 
 def alias_targets(plan: Plan, dataset: str) -> list[str]:

@@ -125,8 +125,10 @@ def test_repair_restores_mtimes_and_updates_the_record_where_bytes_differ(tmp_pa
     step = RepairStep("sam_masks", entry, entry_problems(entry), [str(entry / "shard-001.h5")],
                       [entry / "shard-001.h5"], "one shard job", False)
     calls: list[list[str]] = []
-    run_repair([step], ["snakemake", "--cores", "1"], log=lambda _: None,
+    logged: list[str] = []
+    run_repair([step], ["snakemake", "--cores", "1"], log=logged.append,
                run=_fake_snakemake({"shard-001.h5": b"abc"}, calls))
+    assert "the recomputed bytes of shard-001.h5 differ from those recorded" in logged[-1]
     assert calls == [["snakemake", "--cores", "1", "--force", str(entry / "shard-001.h5")]]
     spec_mtime = old + 1000 * len("spec.json")
     assert (entry / "spec.json").stat().st_mtime_ns == spec_mtime
