@@ -8,9 +8,9 @@ What each damage costs to repair (the current entries of one dataset, upstream s
   finalize job runs again (it reads the stage's shards; no GPU);
 - a file of a whole-set stage (``prompts.pt``, ``model.pt``, its loss curve or metrics): the whole job runs
   again, i.e. a full prompt or DeepLab training (or the DeepLab evaluation), the stage's full GPU cost.
-Afterwards every file of the repaired entry gets back its old modification time (a recreated file gets
-its entry's spec.json time), spec.json keeps its own, the entry folder (an alias, to Snakemake) gets its
-newest file's time back, and the record is updated where recomputed bytes differ, so nothing downstream
+Afterwards every file of the repaired entry gets back its old modification time, never later than its
+entry's spec.json (a recreated file gets spec.json's), spec.json keeps its own, so does the entry folder
+(an alias, to Snakemake), and the record is updated where recomputed bytes differ, so nothing downstream
 looks out of date.
 """
 from __future__ import annotations
@@ -101,12 +101,13 @@ def _set_mtime(path: Path, mtime_ns: int) -> None:
 
 def settle(step: RepairStep, old: dict[str, int], old_record: dict[str, dict] | None) -> list[str]:
     """After a step's call: update the record of recomputed shards whose bytes differ, then give every
-    recorded file its old mtime (a recreated one: the old spec.json's) and spec.json its own.
+    recorded file its old mtime, but never later than spec.json's (a recreated file, or one whose damage
+    moved its mtime, gets spec.json's: every recorded file was written before spec.json completed the
+    entry), and spec.json its own.
 
     The entry folder's mtime moved when the damaged file was deleted (by hand or by the repair) and again
-    when it was recreated, and an alias is that folder to Snakemake: it gets back the newest time among
-    spec.json and the recorded files, where the completing rename of spec.json had left it (to the
-    microsecond; files added after completion are not counted).
+    when it was recreated, and an alias is that folder to Snakemake: it gets spec.json's time back, where
+    the completing rename of spec.json had left it (to the microsecond).
 
     Returns the names whose record now differs from ``old_record`` (the one written at completion).
     """
@@ -120,9 +121,9 @@ def settle(step: RepairStep, old: dict[str, int], old_record: dict[str, dict] | 
             record.update(fresh)
             atomic_write_json(spec_path, spec)
     for name in record:
-        _set_mtime(step.entry / name, old.get(name, spec_mtime))
+        _set_mtime(step.entry / name, min(old.get(name, spec_mtime), spec_mtime))
     _set_mtime(spec_path, spec_mtime)
-    _set_mtime(step.entry, max([spec_mtime, *(old.get(name, spec_mtime) for name in record)]))
+    _set_mtime(step.entry, spec_mtime)
     before = old_record or {}
     return sorted(name for name in record.keys() | before.keys() if record.get(name) != before.get(name))
 

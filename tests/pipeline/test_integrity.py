@@ -119,8 +119,9 @@ def test_repair_restores_mtimes_and_updates_the_record_where_bytes_differ(tmp_pa
     entry = _entry(tmp_path)
     write_spec(entry, entry.name, {"stage": "sam_masks"}, "demo")
     old = 1_600_000_000_000_000_000
-    for name in ("shard-000.h5", "shard-001.h5", "sub/x.png", "spec.json"):
-        os.utime(entry / name, ns=(old, old + 1000 * len(name)))
+    mtimes = {"shard-000.h5": old + 1000, "shard-001.h5": old + 2000, "sub/x.png": old + 20_000, "spec.json": old + 9000}
+    for name, mtime in mtimes.items():  # x.png: touched after completion
+        os.utime(entry / name, ns=(old, mtime))
     (entry / "shard-001.h5").unlink()
     step = RepairStep("sam_masks", entry, entry_problems(entry), [str(entry / "shard-001.h5")],
                       [entry / "shard-001.h5"], "one shard job", False)
@@ -130,11 +131,11 @@ def test_repair_restores_mtimes_and_updates_the_record_where_bytes_differ(tmp_pa
                run=_fake_snakemake({"shard-001.h5": b"abc"}, calls))
     assert "the recomputed bytes of shard-001.h5 differ from those recorded" in logged[-1]
     assert calls == [["snakemake", "--cores", "1", "--force", str(entry / "shard-001.h5")]]
-    spec_mtime = old + 1000 * len("spec.json")
-    assert (entry / "spec.json").stat().st_mtime_ns == spec_mtime
+    spec_mtime = mtimes["spec.json"]
+    assert (entry / "spec.json").stat().st_mtime_ns == spec_mtime and entry.stat().st_mtime_ns == spec_mtime
     assert (entry / "shard-001.h5").stat().st_mtime_ns == spec_mtime  # recreated: its entry's spec.json time
-    assert (entry / "shard-000.h5").stat().st_mtime_ns == old + 1000 * len("shard-000.h5")
-    assert entry.stat().st_mtime_ns == old + 1000 * len("shard-000.h5")  # the newest of spec.json and the record
+    assert (entry / "shard-000.h5").stat().st_mtime_ns == mtimes["shard-000.h5"]
+    assert (entry / "sub/x.png").stat().st_mtime_ns == spec_mtime  # never later than spec.json
     assert read_record(entry)["shard-001.h5"] == {"size": 3, "sha256": SHA256_ABC}
     assert entry_problems(entry, full=True) == []
 
