@@ -3,11 +3,12 @@ old as before, so a dry run of any target schedules nothing afterwards.
 
 What each damage costs to repair (the current entries of one dataset, upstream stages first):
 - a shard (``shard-NNN.h5``) of a per-image stage: the damaged file is deleted and only its shard job runs
-  again (resuming nothing: the shard's images are recomputed, its log lists each of them);
+  again (its log lists each image it computes; a killed earlier attempt's .partial state is resumed);
 - any other file of a per-image stage (a seed PNG, metrics.json, spec.json itself): the stage's light
   finalize job runs again (it reads the stage's shards; no GPU);
 - a file of a whole-set stage (``prompts.pt``, ``model.pt``, its loss curve or metrics): the whole job runs
-  again, i.e. a full prompt or DeepLab training (or the DeepLab evaluation), the stage's full GPU cost.
+  again, i.e. a full prompt or DeepLab training (or the DeepLab evaluation), the stage's full GPU cost, even
+  for its loss curve (``fmwsss repair --dry-run`` lists each step's cost before anything runs).
 Afterwards every file of the repaired entry gets back its old modification time, never later than its
 entry's spec.json (a recreated file gets spec.json's), spec.json keeps its own, so does the entry folder
 (an alias, to Snakemake), and the record is updated where recomputed bytes differ, so nothing downstream
