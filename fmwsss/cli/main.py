@@ -33,6 +33,7 @@ def _cmd_config_show(args: argparse.Namespace) -> int:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
+    from fmwsss.pipeline.integrity import entry_problems, repair_command
     from fmwsss.pipeline.stages import SCORES, STAGES
 
     plan = _load_plan(args.config)
@@ -40,6 +41,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
         raise ValueError(f"{args.config}: datasets.{args.dataset}: no such dataset (known: {', '.join(plan.datasets)})")
     names = [args.dataset] if args.dataset else list(plan.datasets)
     failed = 0
+    damaged: set[str] = set()
     for name in names:
         ds = plan.datasets[name]
         if ds.error:
@@ -49,12 +51,19 @@ def _cmd_status(args: argparse.Namespace) -> int:
         print(f"{name}: {ds.dataset.num_ids} images in {len(ds.shards)} shards")
         for stage in STAGES.values():
             done = Path(plan.product(name, stage.name)).exists()
-            state = "done" if done else "pending"
+            problems = entry_problems(plan.store(name, stage.name), full=args.verify)
+            state = f"damaged: {len(problems)} file(s)" if problems else "done" if done else "pending"
             print(f"  {stage.name:<22} {ds.keys[stage.name]}  {state}")
+            for problem in problems or []:
+                print(f"    {problem}")
+            if problems:
+                damaged.add(name)
         for score in SCORES.values():
             state = "done" if Path(plan.score_product(name, score.stage)).exists() else "pending"
             print(f"  {score.name:<22} {ds.score_keys[score.stage]}  {state}")
-    return 1 if failed else 0
+        if name in damaged:
+            print(f"  repair: {repair_command(name)}")
+    return 1 if failed or damaged else 0
 
 
 def _cmd_index(args: argparse.Namespace) -> int:
@@ -115,6 +124,7 @@ def _cmd_gc(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from fmwsss.cli.data import register as register_data
+    from fmwsss.cli.repair import register as register_repair
     from fmwsss.cli.report import register as register_report
     from fmwsss.cli.weights import register as register_weights
     from fmwsss.cli.seed import register as register_seed
@@ -132,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_weights(sub)
     register_seed(sub)
     register_report(sub)
+    register_repair(sub)
 
     show = sub.add_parser("config", help="print a dataset's settings with every default applied")
     show.add_argument("dataset", help="dataset name under `datasets:` in the config")
@@ -153,9 +164,16 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument("--results", default="results", help="results folder (default: %(default)s)")
     index.set_defaults(func=_cmd_index)
 
-    status = sub.add_parser("status", help="list each stage's current key and whether it is done")
+    status = sub.add_parser(
+        "status",
+        help="list each stage's current key and whether it is done, damaged (a file unlike its record) or pending",
+    )
     status.add_argument("dataset", nargs="?", help="only this dataset (default: all configured)")
     status.add_argument("--config", default=DEFAULT_CONFIG, help="config file (default: %(default)s)")
+    status.add_argument(
+        "--verify", action="store_true",
+        help="compare each stored file's sha256 with its record, not only its size (reads every stored byte)",
+    )
     status.set_defaults(func=_cmd_status)
 
     gc = sub.add_parser(

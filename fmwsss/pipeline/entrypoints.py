@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
+from fmwsss.pipeline.integrity import require_intact
 from fmwsss.pipeline.store import clean_stale_temps, link_scores, make_alias, write_spec
 
 if TYPE_CHECKING:
@@ -264,6 +265,7 @@ def prompts_train(smk: Any, stage: str) -> None:
                 seeds = _store_dir(smk.input.seeds_coarse)
                 items = [(i, ds.dataset.image_path(i), seeds / f"{i}.png", ds.dataset.tags(i))
                          for i in ds.dataset.ids]
+                require_intact(item[2] for item in items)
             log(f"{stage}: {len(items)} images, {cfg.max_iter} iterations, batch {cfg.batch_size}")
             train_prompts(
                 items, _verified_weights(smk), prompt_config(section, fg, bg), cfg, smk.params.partial, out,
@@ -287,6 +289,7 @@ def cams_dump(smk: Any, stage: str) -> None:
         final = Path(smk.output.shard)
         clean_stale_temps(final.parent)
         caa = ds.settings[section]["caa"]
+        require_intact([getattr(smk.input, prompts_stage)], full=True)  # a small file: hashed on every read
         items = [(i, ds.dataset.image_path(i), ds.dataset.tags(i)) for i in ds.shard_ids(final.stem)]
         reused = _reusable(ds, stage, final, log)
         log(f"{stage}: shard {final.stem} of {ds.name}, {len(items)} images")
@@ -333,8 +336,10 @@ def seeds_shard(smk: Any, stage: str) -> None:
             done = writer.done
             todo = [i for i in ids if i not in done]
             if todo:
-                sam = SamShardReader(_store_dir(smk.input.sam_masks) / final.name)
-                cams = CamShardReader(_store_dir(getattr(smk.input, cams_stage)) / final.name)
+                sam_path = _store_dir(smk.input.sam_masks) / final.name
+                cams_path = _store_dir(getattr(smk.input, cams_stage)) / final.name
+                require_intact([sam_path, cams_path])
+                sam, cams = SamShardReader(sam_path), CamShardReader(cams_path)
             progress = Progress(log, f"{stage}: image", len(ids), done=len(done), every=1)
             for image_id in todo:
                 tic = time.perf_counter()
@@ -432,6 +437,7 @@ def deeplab_train(smk: Any) -> None:
         seeds = _store_dir(smk.input.seeds_fine)
         train_ids, _ = _segmenter_splits(ds.dataset)
         items = [(i, ds.dataset.image_path(i), seeds / f"{i}.png") for i in train_ids]
+        require_intact(item[2] for item in items)
         runtime = _runtime(smk)
         log(f"deeplab_train: {len(items)} images with pseudo labels from {seeds}")
         out = Path(smk.output.model)
@@ -458,6 +464,7 @@ def deeplab_eval(smk: Any) -> None:
             log(f"deeplab_eval: dataset {ds.name} has no 'val' split: nothing to evaluate")
         items = [(i, ds.dataset.image_path(i), ds.dataset.gt_path(i)) for i in val_ids]
         _require_decodable(items, f"deeplab_eval of {ds.name}", smk.threads, log)
+        require_intact([smk.input.deeplab_train], full=True)  # one model file: hashed on every read
         result = evaluate_segmenter(
             smk.input.deeplab_train, items, ds.dataset.num_classes + 1, store,
             device, ds.settings["segmenter_eval"]["ms_scales"], log=log,

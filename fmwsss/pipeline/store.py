@@ -11,15 +11,35 @@ from typing import Iterable
 
 from fmwsss import __version__
 from fmwsss.io.atomic import atomic_write_json
+from fmwsss.pipeline.integrity import RECORD_KEY, record_files
 
 
 def write_spec(store_dir: str | os.PathLike, key: str, spec: dict, dataset: str, refs: list[str] | None = None) -> Path:
-    """Write ``spec.json``: the hashed spec plus what is needed to read it (never a timestamp). ``refs``: the
-    other entries of the stage whose files this entry links to (reused per-image results; kept by gc)."""
+    """Write ``spec.json``: the hashed spec plus what is needed to read it (never a timestamp), the size and
+    sha256 of every file the entry holds (``fmwsss.pipeline.integrity``: what later reads check) and ``refs``:
+    the other entries of the stage whose files this entry links to (reused per-image results; kept by gc)."""
     path = Path(store_dir) / "spec.json"
     extra = {"refs": refs} if refs is not None else {}
-    atomic_write_json(path, {"key": key, "dataset": dataset, "fmwsss_version": __version__, **spec, **extra})
+    files = record_files(store_dir)
+    atomic_write_json(
+        path, {"key": key, "dataset": dataset, "fmwsss_version": __version__, **spec, **extra, RECORD_KEY: files}
+    )
+    drop_empty_partial(store_dir)
     return path
+
+
+def partial_dir(store_dir: str | os.PathLike) -> Path:
+    """The resumable state of the entry ``store_dir``: its sibling ``.{key}.partial`` folder."""
+    store_dir = Path(store_dir)
+    return store_dir.parent / f".{store_dir.name}.partial"
+
+
+def drop_empty_partial(store_dir: str | os.PathLike) -> None:
+    """Remove the entry's ``.partial`` folder once its shard jobs have emptied it (left alone when not empty)."""
+    try:
+        partial_dir(store_dir).rmdir()
+    except OSError:
+        pass
 
 
 def make_alias(target: str, link: str | os.PathLike) -> None:

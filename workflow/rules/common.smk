@@ -1,5 +1,12 @@
 # Input functions and params shared by the rules (functions only: rules live in the other .smk files).
 # Each is a pure lookup into PLAN, the parse-time plan built in the Snakefile.
+# A complete store entry that a job reads (or a finalize re-checks) must still match its spec.json's file
+# record by size: otherwise DAG building stops naming the damaged files and `fmwsss repair DATASET`.
+# Snakemake ignores an input function's error when the file that job would make exists already, so the
+# check that stops a run sits in the input functions of the jobs a user targets (an alias, the report):
+# they check their stage's entry and every entry upstream of it.
+
+from fmwsss.pipeline.integrity import require_entries_intact
 
 
 def upstream_of(stage):
@@ -19,6 +26,7 @@ def upstream_of(stage):
                 found[u] = PLAN.set_product(w.dataset, u)
             else:
                 found[u] = PLAN.product(w.dataset, u, entry.upstream[u])
+        require_entries_intact(os.path.dirname(p) for p in found.values())
         if STAGES[stage].weights:
             (role,) = STAGES[stage].weights
             weights = PLAN.weight_file(w.dataset, role)
@@ -39,7 +47,12 @@ def weights_name(role):
 
 
 def shards_of(stage):
-    return lambda w: PLAN.shard_paths(w.dataset, stage, w.key)
+    def inputs(w):
+        shards = PLAN.shard_paths(w.dataset, stage, w.key)
+        require_entries_intact([PLAN.store(w.dataset, stage, w.key)], names=[os.path.basename(s) for s in shards])
+        return shards
+
+    return inputs
 
 
 def partial_of(stage):
@@ -56,9 +69,21 @@ def score_spec(w):
     return PLAN.get(w.dataset).score_specs[w.scored]
 
 
+def require_chain_intact(dataset, stages):
+    """Every complete entry of ``stages`` and of the stages upstream of them matches its record by size."""
+    todo, seen = list(stages), set()
+    while todo:
+        stage = todo.pop()
+        if stage not in seen:
+            seen.add(stage)
+            todo.extend(STAGES[stage].upstream)
+    require_entries_intact(PLAN.store(dataset, stage) for stage in STAGES if stage in seen)
+
+
 def alias_inputs(w):
     """The entry's product, its current score where the stage is scored, and the upstream aliases."""
     stage = ALIASES[w.alias]
+    require_chain_intact(w.dataset, [stage])
     upstream = [f"results/{w.dataset}/{a}" for a in upstream_aliases(w.alias)]
     scores = [PLAN.score_product(w.dataset, stage)] if stage in SCORES else []
     return [PLAN.product(w.dataset, stage)] + scores + upstream
@@ -77,4 +102,5 @@ def alias_scores(w):
 
 def report_inputs(w):
     """The report rule reads every stage's current product and score (so it runs after the whole pipeline)."""
+    require_chain_intact(w.dataset, list(STAGES))
     return [PLAN.product(w.dataset, stage) for stage in STAGES] + [PLAN.score_product(w.dataset, s) for s in SCORES]

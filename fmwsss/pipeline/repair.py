@@ -1,0 +1,179 @@
+"""Repairing damaged store entries: recompute exactly the damaged files, and leave the store looking as
+old as before, so a dry run of any target schedules nothing afterwards.
+
+What each damage costs to repair (the current entries of one dataset, upstream stages first):
+- a shard (``shard-NNN.h5``) of a per-image stage: the damaged file is deleted and only its shard job runs
+  again (its log lists each image it computes; a killed earlier attempt's .partial state is resumed);
+- any other file of a per-image stage (a seed PNG, metrics.json, spec.json itself): the stage's light
+  finalize job runs again (it reads the stage's shards; no GPU);
+- a file of a whole-set stage (``prompts.pt``, ``model.pt``, its loss curve or metrics): the whole job runs
+  again, i.e. a full prompt or DeepLab training (or the DeepLab evaluation), the stage's full GPU cost, even
+  for its loss curve (``fmwsss repair --dry-run`` lists each step's cost before anything runs).
+Afterwards every file of the repaired entry gets back its old modification time, never later than its
+entry's spec.json (a recreated file gets spec.json's), spec.json keeps its own, so does the entry folder
+(an alias, to Snakemake), and the record is updated where recomputed bytes differ, so nothing downstream
+looks out of date.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+from fmwsss.io.atomic import atomic_write_json
+from fmwsss.pipeline.integrity import (
+    RECORD_KEY,
+    SPEC_NAME,
+    DamagedEntryError,
+    Problem,
+    entry_problems,
+    read_spec,
+    record_files,
+)
+from fmwsss.pipeline.plan import Plan
+from fmwsss.pipeline.stages import ALIASES, STAGES
+from fmwsss.pipeline.store import drop_empty_partial
+
+NOTHING_TO_DO = "Nothing to be done"
+
+
+@dataclass
+class RepairStep:
+    """One Snakemake call: the targets that recompute ``problems`` of one entry."""
+
+    stage: str
+    entry: Path
+    problems: list[Problem]
+    targets: list[str]
+    delete: list[Path]  # damaged files removed before the call (Snakemake then sees them missing)
+    cost: str
+    rewrites_spec: bool  # the job rewrites spec.json itself (finalize or whole-set job)
+
+
+def plan_repair(plan: Plan, dataset: str, full: bool = False) -> list[RepairStep]:
+    """The repair steps of ``dataset``'s current entries, upstream stages first (a step's Snakemake call
+    checks the entries it reads, so they must be whole by then). ``full`` compares sha256, not only sizes."""
+    ds = plan.get(dataset)
+    shard_names = {f"{shard}.h5" for shard in ds.shards}
+    steps = []
+    for stage in STAGES.values():  # in pipeline order
+        entry = Path(plan.store(dataset, stage.name))
+        problems = entry_problems(entry, full)
+        if not problems:
+            continue
+        spec = entry / SPEC_NAME
+        if stage.sharded:
+            shards = [p for p in problems if p.path.parent == entry and p.path.name in shard_names]
+            others = [p for p in problems if p not in shards]
+            if shards:
+                steps.append(RepairStep(
+                    stage.name, entry, shards, [str(p.path) for p in shards], [p.path for p in shards],
+                    f"{len(shards)} shard job(s) of {stage.name}, each recomputing its shard's images", False,
+                ))
+            if others:
+                steps.append(RepairStep(
+                    stage.name, entry, others, [plan.spec_path(dataset, stage.name)],
+                    [p.path for p in others if p.path == spec],
+                    f"the {stage.name} finalize job (reads the stage's shards, no GPU)", True,
+                ))
+        else:
+            steps.append(RepairStep(
+                stage.name, entry, problems, [plan.product(dataset, stage.name)],
+                [p.path for p in problems if p.path == spec],
+                f"the whole {stage.name} job again (its full cost: nothing of a whole-set stage is per image)", True,
+            ))
+    return steps
+
+
+def _mtimes(entry: Path) -> dict[str, int]:
+    """mtime_ns of the entry's regular files that exist now, by name relative to the entry."""
+    found = {}
+    for path in entry.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            found[path.relative_to(entry).as_posix()] = path.stat().st_mtime_ns
+    return found
+
+
+def _set_mtime(path: Path, mtime_ns: int) -> None:
+    os.utime(path, ns=(path.stat().st_atime_ns, mtime_ns))
+
+
+def settle(step: RepairStep, old: dict[str, int], old_record: dict[str, dict] | None) -> list[str]:
+    """After a step's call: update the record of recomputed shards whose bytes differ, then give every
+    recorded file its old mtime, but never later than spec.json's (a recreated file, or one whose damage
+    moved its mtime, gets spec.json's: every recorded file was written before spec.json completed the
+    entry), and spec.json its own.
+
+    The entry folder's mtime moved when the damaged file was deleted (by hand or by the repair) and again
+    when it was recreated, and an alias is that folder to Snakemake: it gets spec.json's time back, where
+    the completing rename of spec.json had left it (to the microsecond).
+
+    Returns the names whose record now differs from ``old_record`` (the one written at completion).
+    """
+    spec_path = step.entry / SPEC_NAME
+    spec_mtime = old[SPEC_NAME]
+    spec = read_spec(step.entry)
+    record = spec[RECORD_KEY]
+    if not step.rewrites_spec:
+        fresh = record_files(step.entry, [p.path.name for p in step.problems])
+        if any(record.get(name) != rec for name, rec in fresh.items()):
+            record.update(fresh)
+            atomic_write_json(spec_path, spec)
+    for name in record:
+        _set_mtime(step.entry / name, min(old.get(name, spec_mtime), spec_mtime))
+    _set_mtime(spec_path, spec_mtime)
+    _set_mtime(step.entry, spec_mtime)
+    before = old_record or {}
+    return sorted(name for name in record.keys() | before.keys() if record.get(name) != before.get(name))
+
+
+def run_repair(
+    steps: Sequence[RepairStep],
+    snakemake: Sequence[str],
+    log: Callable[[str], None] = print,
+    run: Callable[..., subprocess.CompletedProcess] = subprocess.run,
+) -> None:
+    """Run each step's Snakemake call (``snakemake``: the command and its options, without targets)."""
+    for step in steps:
+        try:
+            old = _mtimes(step.entry)
+        except FileNotFoundError as exc:
+            raise DamagedEntryError(f"{step.entry}: entry vanished during repair ({exc})") from exc
+        if SPEC_NAME not in old:
+            raise DamagedEntryError(f"{step.entry}: no spec.json: not a complete entry, nothing to repair")
+        try:
+            old_record = read_spec(step.entry)[RECORD_KEY]
+        except DamagedEntryError:  # an unreadable spec.json: the step rebuilds it
+            old_record = None
+        for path in step.delete:
+            path.unlink(missing_ok=True)
+        log(f"repair {step.stage}: recomputing {', '.join(step.targets)} ({step.cost})")
+        proc = run([*snakemake, "--force", *step.targets])
+        if proc.returncode != 0:
+            raise RuntimeError(f"repair of {step.entry} failed: `{' '.join([*snakemake, '--force', *step.targets])}` "
+                               f"exited {proc.returncode}; the damaged files stay deleted, rerun the repair")
+        changed = settle(step, old, old_record)
+        drop_empty_partial(step.entry)
+        if old_record is None:
+            log(f"repair {step.stage}: spec.json was unreadable and is rebuilt: the record holds the files as now")
+        elif changed:
+            log(f"repair {step.stage}: the recomputed bytes of {', '.join(changed)} differ from those recorded at "
+                f"completion (spec.json updated, its mtime kept): entries downstream were computed from the old "
+                f"bytes and are not rerun; `snakemake --forcerun` them if that matters")
+
+
+def alias_targets(plan: Plan, dataset: str) -> list[str]:
+    """The dataset's stable names that exist on disk: what a dry run after a repair should find up to date."""
+    root = Path(plan.store(dataset, "sam_masks")).parents[2]
+    return [str(root / alias) for alias in ALIASES if (root / alias).is_symlink()]
+
+
+def dry_run_is_clean(
+    snakemake: Sequence[str], targets: Sequence[str], run: Callable[..., subprocess.CompletedProcess] = subprocess.run
+) -> tuple[bool, str]:
+    """Whether ``snakemake -n targets`` schedules nothing, and its output."""
+    proc = run([*snakemake, "-n", *targets], capture_output=True, text=True)
+    out = proc.stdout + proc.stderr
+    return proc.returncode == 0 and NOTHING_TO_DO in out, out
