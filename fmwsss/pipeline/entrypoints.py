@@ -123,6 +123,11 @@ def _reusable(ds, stage: str, final: Path, log: Callable[[str], None]) -> dict[s
     holds: image id -> (file relative to the shard's folder, group), for the writer to link."""
     from fmwsss.pipeline.reuse import find_reusable, image_keys
 
+    if (final.parent / "spec.json").is_file():
+        # A repair inside a finished entry (fmwsss repair): whatever the manifest names stays valid when the
+        # shard's images are all recomputed here; linking them elsewhere could chain links.
+        log(f"{stage}: shard {final.stem}: repairing a finished entry, every image computed here")
+        return {}
     positions = ds.shards[final.stem]
     keys = image_keys(ds, stage, positions.start, positions.stop)
     holders = find_reusable(final.parent.parent, final.parent.name, keys)
