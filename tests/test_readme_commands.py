@@ -240,6 +240,8 @@ SKIPPED: dict[str, str] = {
     "git clone <repo> && cd fmwsss": "placeholder <repo>; needs the network",
     "tmux new -s fmwsss": "a terminal multiplexer: nothing to check",
     "fmwsss report demo": "tests/workflow/test_report.py runs it on a copy of the demo run (10 s of thumbnails)",
+    "fmwsss repair demo": "tests/workflow/test_repair.py runs it on a damaged copy of the demo run and checks the "
+                          "recomputed shards, the bytes and the empty dry-run after it",
     "snakemake --report report.zip results/demo/report":
         "needs the built report: tests/workflow/test_report.py::test_snakemake_report_zip_holds_the_html_report_and_the_metrics",
     "fmwsss seed photo.jpg --tags cat,person -o seed.png --run results/voc --overlay overlay.png":
