@@ -80,8 +80,10 @@ def shell_commands(text: str) -> list[str]:
 
 
 def inline_commands(text: str, program: str) -> list[str]:
-    """Inline code spans of the prose that call ``program`` (spans may wrap lines)."""
-    return sorted({" ".join(m.split()) for m in re.findall(rf"`({program} [^`]+)`", text)})
+    """Inline code spans of the prose that call ``program`` (spans may wrap lines); a span whose second word
+    ends in a colon quotes the program's output (`fmwsss error: ...`), not a command."""
+    spans = {" ".join(m.split()) for m in re.findall(rf"`({program} [^`]+)`", text)}
+    return sorted(s for s in spans if not s.split()[1].endswith(":"))
 
 
 # --- running commands ---------------------------------------------------------------------------------------
