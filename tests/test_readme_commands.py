@@ -147,7 +147,7 @@ def _voc_root_unset(command: str, wd: Path) -> None:
 
 def _rerun_incomplete(command: str, wd: Path) -> None:
     """A seeds_fine shard that Snakemake marked incomplete (as after a kill) is the one job rerun, with what
-    reads it; finished shards, stages and other variants are not."""
+    reads it (finalize, its score, the alias); finished shards, stages and other variants are not."""
     entry = os.readlink(wd / "results/demo/seeds")  # store/seeds_fine/<key>
     key = entry.rsplit("/", 1)[-1]
     shard = f"results/demo/{entry}/shard-001.h5"
@@ -155,7 +155,7 @@ def _rerun_incomplete(command: str, wd: Path) -> None:
     marker.parent.mkdir(parents=True, exist_ok=True)
     marker.write_text(json.dumps({"external_jobid": None}))
     try:
-        _dry_run_schedules({"seeds_fine": 1, "seeds_fine_finalize": 1, "alias": 1},
+        _dry_run_schedules({"seeds_fine": 1, "seeds_fine_finalize": 1, "score": 1, "alias": 1},
                            {f"dataset=demo, key={key}, shard=shard-001", "dataset=demo, alias=seeds"}).run(command, wd)
     finally:
         marker.unlink()

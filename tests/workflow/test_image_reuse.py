@@ -18,6 +18,7 @@ from pathlib import Path
 
 import h5py
 import pytest
+import yaml
 
 from tests.workflow.conftest import BIN, ROOT, Workdir
 
@@ -56,26 +57,33 @@ def test_new_shard_size_computes_no_image_and_reruns_no_training(demo_run, tmp_p
     before = {p.name: p.read_bytes() for p in sorted(seeds.glob("*.png"))}
     old_seeds = _entry_key(wd, "demo", "seeds")
     text = wd.config_text()
-    assert text.count("data: {shard_size: 8}") == 1  # the demo preset's layout
-    wd.write_config(text.replace("data: {shard_size: 8}", "data: {shard_size: 5}"))
+    assert text.count("data: {shard_size: 8}") == 1  # the demo preset's layout: 3 shards
+    wd.write_config(text.replace("data: {shard_size: 8}", "data: {shard_size: 12}"))
 
-    planned = _store_stages(wd.updated("results/demo/seeds", "results/demo/deeplab"), "demo")
+    updated = wd.updated("results/demo/seeds", "results/demo/deeplab")
+    planned = _store_stages(updated, "demo")
     assert not planned & {"prompts_cls_train", "prompts_seg_train", "deeplab_train", "deeplab_eval"}
     assert {"sam_masks", "cams_fine_dump", "seeds_fine"} <= planned
+    (new_seeds,) = {p.split("/")[4] for p in updated if p.startswith("results/demo/store/seeds_fine/")}
 
-    wd.snakemake("--cores", "2", "results/demo/seeds")
-    for stage, alias in (("sam_masks", "sam_masks"), ("cams_fine_dump", "cams_fine"), ("seeds_fine", "seeds")):
-        key = _entry_key(wd, "demo", alias)
+    # the new seeds entry and what it reads (the aliases would also re-point the coarse stages: same jobs)
+    wd.snakemake("--cores", "2", f"results/demo/store/seeds_fine/{new_seeds}/spec.json")
+    store = wd.path / "results" / "demo" / "store"
+    for stage in ("sam_masks", "cams_fine_dump", "seeds_fine"):
+        (key,) = _keys(wd, stage) - _keys(demo_run, stage)  # the one new entry
         counts = _shard_logs(wd, "demo", stage, key)
-        assert len(counts) == 5 and sum(c[0] for c in counts.values()) == len(before)
+        assert len(counts) == 2 and sum(c[0] for c in counts.values()) == len(before)
         assert all(reused == images and computed == 0 for images, reused, computed in counts.values()), counts
-        entry = wd.path / "results" / "demo" / "store" / stage / key
-        assert all(_all_links(shard) for shard in entry.glob("shard-*.h5"))  # no bytes copied
-    assert _entry_key(wd, "demo", "seeds") != old_seeds
-    after = {p.name: p.read_bytes() for p in sorted(seeds.glob("*.png"))}
-    assert after == before
-    old_entry = wd.path / "results" / "demo" / "store" / "seeds_fine" / old_seeds
-    assert all((seeds / name).stat().st_ino == (old_entry / name).stat().st_ino for name in before)  # stored once
+        assert all(_all_links(shard) for shard in (store / stage / key).glob("shard-*.h5"))  # no bytes copied
+    new_entry, old_entry = store / "seeds_fine" / new_seeds, store / "seeds_fine" / old_seeds
+    assert new_seeds != old_seeds
+    assert {p.name: p.read_bytes() for p in sorted(new_entry.glob("*.png"))} == before
+    assert all((new_entry / name).stat().st_ino == (old_entry / name).stat().st_ino for name in before)  # stored once
+
+
+def _keys(wd: Workdir, stage: str) -> set[str]:
+    """The finished entries of a demo stage."""
+    return {e.parent.name for e in (wd.path / "results" / "demo" / "store" / stage).glob("*/spec.json")}
 
 
 CLASSES = ("aeroplane bicycle bird boat bottle bus car cat chair cow diningtable dog horse motorbike person "
@@ -148,22 +156,26 @@ def test_added_images_are_the_only_ones_computed_even_after_a_kill(demo_run, tmp
     assert {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in old_entry.glob("shard-*.h5")} == old_files
 
     # the old images are links to the old bytes; the new ones equal a run without kill
+    from fmwsss.pipeline.config import Config
+    from fmwsss.sam.build import SamSpeed
     from fmwsss.sam.run import run_sam_shard
     from fmwsss.sam.shards import SamShardReader
 
     new_entry = wd.path / "results" / "mine" / "store" / "sam_masks" / new_key
     spec = json.loads((new_entry / "spec.json").read_text())
     assert spec["refs"] == [old_key]
+    runtime = Config(yaml.safe_load((wd.path / "config.yaml").read_text())).runtime
     run_sam_shard([(i, root / "images" / f"{i}.jpg") for i in added], wd.path / "resources" / "weights" / "tiny_sam.pth",
                   "tiny", spec["settings"]["sam"], tmp_path / "ref" / ".p.h5", tmp_path / "ref" / "ref.h5", "cpu",
-                  log=lambda m: None)
+                  speed=SamSpeed.from_runtime(runtime), log=lambda m: None)  # the job's speed knobs
     with SamShardReader(tmp_path / "ref" / "ref.h5") as ref:
         shards = [SamShardReader(p) for p in sorted(new_entry.glob("shard-*.h5"))]
         got = {i: s.read(i) for s in shards for i in s.ids()}
         assert sorted(got) == sorted(ids)
         for image_id in added:
             a, b = ref.read(image_id), got[image_id]
-            assert len(a) == len(b) and (a.masks == b.masks).all() and (a.predicted_iou == b.predicted_iou).all()
+            for field in ("masks", "level", "predicted_iou", "stability", "bbox", "area"):
+                assert (getattr(a, field) == getattr(b, field)).all(), (image_id, field)
         for s in shards:
             s.close()
     with h5py.File(new_entry / "shard-000.h5", "r") as fh:
