@@ -62,6 +62,7 @@ from pathlib import Path
 from fmwsss.data.base import Dataset, DatasetError, open_dataset
 from fmwsss.data.images import BadImages, probe_header
 from fmwsss.data.shards import ids_digest
+from fmwsss.io.digest import file_sha256
 
 INDEX_VERSION = 3
 """Bump when a loader's output or this file's layout changes: older indexes are then rebuilt."""
@@ -87,11 +88,6 @@ def _digest(lines: Iterable[str]) -> str:
         h.update(line.encode())
         h.update(b"\n")
     return h.hexdigest()[:16]
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def folder_listing(path: Path) -> str:

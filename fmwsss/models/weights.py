@@ -19,13 +19,13 @@ after the job that made them, after the sidecar was written).
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from fmwsss.io.atomic import atomic_write_json
+from fmwsss.io.digest import file_sha256 as sha256_file
 
 TINY_VERSION = 1
 """Bump when the tiny architectures change: it is part of every stage key that uses a tiny model."""
@@ -33,7 +33,6 @@ TINY_VERSION = 1
 WEIGHTS_DIR_ENV = "FMWSSS_WEIGHTS_DIR"
 DEFAULT_WEIGHTS_DIR = Path("resources/weights")
 SIDECAR_SUFFIX = ".sha256"
-_HASH_CHUNK = 1 << 20
 
 
 class MissingWeightsError(FileNotFoundError):
@@ -176,15 +175,6 @@ def weight_identity(name: str) -> str:
 def sidecar_path(path: Path) -> Path:
     """The ``<file>.sha256`` record next to ``path``."""
     return path.with_name(path.name + SIDECAR_SUFFIX)
-
-
-def sha256_file(path: Path) -> str:
-    """Full sha256 of ``path``, read in 1 MiB chunks (about 1 s per GB)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(_HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def write_sidecar(path: Path, digest: str) -> None:

@@ -13,16 +13,16 @@ rule's ``metrics.json``, a reused result) are not in the record and are never ch
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
+from fmwsss.io.digest import file_sha256 as sha256_file
+
 RECORD_KEY = "files"
 SPEC_NAME = "spec.json"
-_CHUNK = 1 << 20
 
 
 class DamagedEntryError(RuntimeError):
@@ -38,14 +38,6 @@ class Problem:
 
     def __str__(self) -> str:
         return f"{self.path}: {self.reason}"
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(_CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def entry_files(entry_dir: str | os.PathLike) -> list[str]:
