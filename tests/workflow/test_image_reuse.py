@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import h5py
+import numpy as np
 import pytest
 import yaml
 
@@ -174,8 +175,12 @@ def test_added_images_are_the_only_ones_computed_even_after_a_kill(demo_run, tmp
         assert sorted(got) == sorted(ids)
         for image_id in added:
             a, b = ref.read(image_id), got[image_id]
-            for field in ("masks", "level", "predicted_iou", "stability", "bbox", "area"):
+            for field in ("masks", "level", "bbox", "area"):
                 assert (getattr(a, field) == getattr(b, field)).all(), (image_id, field)
+            # SAM's float32 scores are not bitwise equal between this process and the job's (torch's CPU
+            # kernels vary in the last bits with threads; the numerics issue's ground): equal to float32 rounding
+            for field in ("predicted_iou", "stability"):
+                np.testing.assert_allclose(getattr(a, field), getattr(b, field), rtol=1e-5, err_msg=image_id)
         for s in shards:
             s.close()
     with h5py.File(new_entry / "shard-000.h5", "r") as fh:
