@@ -18,6 +18,7 @@ from typing import Any
 
 from fmwsss.data.shards import shard_name
 from fmwsss.pipeline.config import Config
+from fmwsss.pipeline.store import linked_key
 from fmwsss.pipeline.keys import image_spec_key, stage_key
 from fmwsss.pipeline.stages import ALIASES, DATASET_INPUTS, PRODUCTS, SCORES, STAGES
 
@@ -238,7 +239,7 @@ class Plan:
         shard layout made it), else the current entry. A new shard size then moves no whole-set stage."""
         link = self.set_link(dataset, stage)
         if link.is_symlink():
-            key = os.readlink(link).rstrip("/").rsplit("/", 1)[-1]
+            key = linked_key(link)
             entry = Path(self.store(dataset, stage, key))
             if key != self.key(dataset, stage) and self._complete_spec(dataset, stage, key) is not None:
                 view = self.entry(dataset, stage, key)
@@ -312,5 +313,5 @@ class Plan:
             for stage in plan.image_specs:
                 link = self.set_link(name, stage)
                 if link.is_symlink():
-                    roots.add((name, stage, os.readlink(link).rstrip("/").rsplit("/", 1)[-1]))
+                    roots.add((name, stage, linked_key(link)))
         return with_references(self.results, roots)

@@ -109,6 +109,11 @@ def _tree_size(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink())
 
 
+def linked_key(link: str | os.PathLike) -> str:
+    """The entry key a store symlink (an alias or a set link, ``.../<stage>/<key>``) points at."""
+    return os.readlink(link).rstrip("/").rsplit("/", 1)[-1]
+
+
 _ENTRY = re.compile(r"(\.)?([0-9a-f]+)(\.partial)?")
 
 
@@ -140,7 +145,7 @@ def with_references(results: str | os.PathLike, roots: set[tuple[str, str, str]]
         for upstream, up_key in spec.get("upstream", {}).items():
             link = store / upstream / "sets" / up_key
             if link.is_symlink():
-                needed.append((upstream, os.readlink(link).rstrip("/").rsplit("/", 1)[-1]))
+                needed.append((upstream, linked_key(link)))
             needed.append((upstream, up_key))
         for item in ((dataset, s, k) for s, k in needed):
             if item not in found and (store / item[1] / item[2]).is_dir():
