@@ -52,9 +52,17 @@ def load_rgb():
 
 
 @pytest.fixture(scope="session")
-def demo_run(tmp_path_factory):
-    """The suite's one end-to-end run of the tiny pipeline (tests/workflow/conftest.py), shared by every test
-    that reads a finished run: workflow tests and the benchmarks' smoke runs."""
+def demo_attempt(tmp_path_factory):
+    """The suite's one end-to-end run of the tiny pipeline (tests/workflow/conftest.py), built once; it never
+    raises (tests/shared_run.py)."""
+    from tests.shared_run import attempt
     from tests.workflow.conftest import run_demo
 
-    return run_demo(tmp_path_factory)
+    return attempt("demo run", lambda: run_demo(tmp_path_factory))
+
+
+@pytest.fixture
+def demo_run(demo_attempt):
+    """The shared finished run, for every test that reads one (workflow tests, the benchmarks' smoke runs);
+    if it failed, the first such test fails with its last log lines and the others are skipped."""
+    return demo_attempt.get()

@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from tests.processes import run
 import yaml
 
 from fmwsss.gpu_slots import (
@@ -222,8 +224,7 @@ def _two_gpu_jobs(folder: Path, devices: str, *args: str, rendezvous: bool) -> t
         job=folder / "job.py"))
     env = {**os.environ, "PYTHONPATH": str(ROOT), TEST_DEVICES_ENV: devices,
            LOCK_DIR_ENV: str(folder / "locks"), "RENDEZVOUS": "1" if rendezvous else ""}
-    proc = subprocess.run([str(Path(sys.executable).parent / "snakemake"), "--cores", "2", *args], cwd=folder,
-                          env=env, capture_output=True, text=True, timeout=180)
+    proc = run([str(Path(sys.executable).parent / "snakemake"), "--cores", "2", *args], 180, cwd=folder, env=env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     (gpu_a, start_a, end_a), (gpu_b, start_b, end_b) = (
         (folder / f"{n}.txt").read_text().split() for n in ("a", "b"))

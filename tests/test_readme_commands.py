@@ -29,6 +29,7 @@ from PIL import Image
 
 from fmwsss.cli.main import build_parser, main
 from tests.workflow.conftest import BIN, ROOT, Workdir
+from tests.processes import run
 
 README = ROOT / "README.md"
 SHELLS = {"bash", "sh", "shell", "console"}
@@ -93,10 +94,7 @@ def _snakemake(wd: Path, command: str, *extra: str) -> str:
     """Run a README snakemake command in ``wd`` (the repo's Snakefile, as from the repo root); its output."""
     argv = shlex.split(command)
     assert argv[0] == "snakemake"
-    proc = subprocess.run(
-        [str(BIN / "snakemake"), "-s", str(ROOT / "Snakefile"), *argv[1:], *extra],
-        cwd=wd, capture_output=True, text=True, timeout=300,
-    )
+    proc = run([str(BIN / "snakemake"), "-s", str(ROOT / "Snakefile"), *argv[1:], *extra], 300, cwd=wd)
     return f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
 
 
@@ -150,13 +148,13 @@ def _rerun_incomplete(command: str, wd: Path) -> None:
     reads it (finalize, its score, the alias); finished shards, stages and other variants are not."""
     entry = os.readlink(wd / "results/demo/seeds")  # store/seeds_fine/<key>
     key = entry.rsplit("/", 1)[-1]
-    shard = f"results/demo/{entry}/shard-001.h5"
+    shard = f"results/demo/{entry}/shard-000.h5"
     marker = wd / ".snakemake/incomplete" / base64.urlsafe_b64encode(shard.encode()).decode()
     marker.parent.mkdir(parents=True, exist_ok=True)
     marker.write_text(json.dumps({"external_jobid": None}))
     try:
         _dry_run_schedules({"seeds_fine": 1, "seeds_fine_finalize": 1, "score": 1, "alias": 1},
-                           {f"dataset=demo, key={key}, shard=shard-001", "dataset=demo, alias=seeds"}).run(command, wd)
+                           {f"dataset=demo, key={key}, shard=shard-000", "dataset=demo, alias=seeds"}).run(command, wd)
     finally:
         marker.unlink()
 

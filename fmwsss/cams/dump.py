@@ -124,7 +124,7 @@ def _compute(todo: Sequence[tuple[str, str | os.PathLike, Sequence[int]]], write
     clip_cam = ClipCam(load_clip(clip_path, device), n_attn_layers=n_attn_layers)
     head = build_text_head(clip_cam, prompts).to(device)
     text, n_fg = text_features(head, clip_cam), head.n_fg
-    progress = Progress(log, f"[{stage}] image", total, done=committed)
+    progress = Progress(log, f"[{stage}] image", total, done=committed, unit="image")
     for image_id, path, tags in tqdm(todo, desc=stage, unit="img", mininterval=5):
         rgb = load_image(Path(path))
         classes = np.array(sorted(set(int(t) for t in tags)), np.int64)

@@ -12,6 +12,8 @@ import math
 import time
 from collections.abc import Callable
 
+from fmwsss.io import startup
+
 PROGRESS_SECONDS = 30.0
 """Longest gap between two progress lines of a job (between item ends): the issue's "at least every 30 s"."""
 
@@ -29,7 +31,8 @@ class Progress:
     """Counts items of a loop and logs ``"{what} {done}/{total} {detail} (rate, elapsed, ETA)"`` when due.
 
     ``done``: items already done before this run (a resumed job), counted in ``done/total`` but not in the
-    rate. Cost: one clock read per item.
+    rate. ``unit`` names an item in the job's start-up record, which the first item of the process closes
+    (:mod:`fmwsss.io.startup`). Cost: one clock read per item.
     """
 
     def __init__(
@@ -42,8 +45,9 @@ class Progress:
         every: int = 0,
         seconds: float = PROGRESS_SECONDS,
         clock: Callable[[], float] = time.monotonic,
+        unit: str = "item",
     ):
-        self.log, self.what, self.total = log, what, total
+        self.log, self.what, self.total, self.unit = log, what, total, unit
         self.done, self._first = done, done
         self.every, self.seconds, self.clock = every, seconds, clock
         self._start = self._last_time = clock()
@@ -53,6 +57,8 @@ class Progress:
         """Count ``n`` more items done; log a line when one is due (returns whether it did).
 
         ``detail`` is only shown on a logged line (build it cheaply, it is built every call)."""
+        if self.done == self._first:
+            startup.first_item(f"first {self.unit}")
         self.done += n
         now = self.clock()
         due = (

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from fmwsss.io import startup
 from fmwsss.io.atomic import atomic_path
 from fmwsss.models.weights import load_failure_message
 
@@ -122,6 +123,7 @@ def load_clip(path: str | os.PathLike, device: str | torch.device = "cpu", expec
 
     from open_clip.openai import load_openai_model
 
+    startup.mark("imports")
     path = Path(path)
     if not path.is_file():
         raise ClipLoadError(f"CLIP checkpoint not found: {path}")
@@ -137,4 +139,5 @@ def load_clip(path: str | os.PathLike, device: str | torch.device = "cpu", expec
         raise ClipLoadError(f"{path}: model does not use QuickGELU activations, expected OpenAI CLIP")
     model = model.float().eval()
     model.requires_grad_(False)
+    startup.mark("model load")
     return model

@@ -8,6 +8,7 @@ import torch
 from segment_anything import sam_model_registry
 from segment_anything.modeling import Sam
 
+from fmwsss.io import startup
 from fmwsss.models.tiny_sam import TINY_SAM_FORMAT, TINY_SAM_VERSION, TinySam
 from fmwsss.models.weights import load_failure_message
 
@@ -60,4 +61,6 @@ def load_sam(checkpoint: str | os.PathLike, arch: str, device: str | torch.devic
     obj = _read(checkpoint)
     model = _build_tiny(obj, checkpoint) if arch == "tiny" else _build_official(obj, checkpoint, arch)
     model.requires_grad_(False)
-    return model.eval().to(device)
+    model = model.eval().to(device)
+    startup.mark("model load")
+    return model

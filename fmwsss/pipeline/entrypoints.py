@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
+from fmwsss.io import startup
 from fmwsss.pipeline.integrity import require_intact
 from fmwsss.pipeline.store import clean_stale_temps, link_scores, make_alias, write_spec
 
@@ -47,6 +48,25 @@ def job_log(path: str | None) -> Iterator[Callable[[str], None]]:
             sys.stderr = old
 
 
+@contextlib.contextmanager
+def script_job(smk: Any, uses_torch: bool = True) -> Iterator[Callable[[str], None]]:
+    """A Snakemake script job: its log (``job_log``) and its start-up record (:mod:`fmwsss.io.startup`).
+
+    ``import torch`` is timed as a phase of its own (jobs that use it import it first), so the stage's
+    imports, index read, weight check and model load are seen apart from it; the record is logged at the
+    job's first image or iteration, or when the job ends without computing any."""
+    with job_log(_log_path(smk)) as log:
+        startup.begin(log)
+        try:
+            if uses_torch:
+                import torch  # noqa: F401
+
+                startup.mark("torch")
+            yield log
+        finally:
+            startup.end()
+
+
 def _set_threads(threads: int) -> None:
     import torch
 
@@ -69,6 +89,7 @@ def _require_decodable(items: Sequence[tuple], where: str, threads: int, log: Ca
 
     tic = time.monotonic()
     require_decodable([item[1] for item in items], where, threads)
+    startup.mark("image check")
     log(f"{where}: {len(items)} images decoded in {time.monotonic() - tic:.1f} s, all usable")
 
 
@@ -85,11 +106,12 @@ def _runtime(smk: Any) -> dict:
 
 def sam_masks(smk: Any) -> None:
     """One shard of SAM masks: resumable per image in the stage's .partial directory."""
-    from fmwsss.models.weights import get_weight
-    from fmwsss.sam.build import SamSpeed
-    from fmwsss.sam.run import run_sam_shard
+    with script_job(smk) as log, _job_device(smk, log) as device:
+        from fmwsss.models.weights import get_weight
+        from fmwsss.sam.build import SamSpeed
+        from fmwsss.sam.run import run_sam_shard
 
-    with job_log(_log_path(smk)) as log, _job_device(smk, log) as device:
+        startup.mark("imports")
         _set_threads(smk.threads)
         p = smk.params
         runtime = _runtime(smk)
@@ -131,6 +153,7 @@ def _reusable(ds, stage: str, final: Path, log: Callable[[str], None]) -> dict[s
     positions = ds.shards[final.stem]
     keys = image_keys(ds, stage, positions.start, positions.stop)
     holders = find_reusable(final.parent.parent, final.parent.name, keys)
+    startup.mark("reuse lookup")
     log(f"{stage}: shard {final.stem}: {len(holders)} of {len(keys)} images found in finished entries")
     return {image_id: holder.link_target() for image_id, holder in holders.items()}
 
@@ -199,7 +222,9 @@ def _verified_weights(smk: Any) -> Path:
     checkpoints are not re-hashed here; the verify rule hashed them once)."""
     from fmwsss.models.weights import require_verified
 
-    return require_verified(smk.input.weights)
+    path = require_verified(smk.input.weights)
+    startup.mark("weight check")
+    return path
 
 
 def make_tiny_job(clip_path: str, sam_path: str, seed: int, log_path: str) -> None:
@@ -229,6 +254,7 @@ def _job_plan(smk: Any, stage: str):
             f"{stage}: key computed inside the job ({ds.keys[stage]}) differs from the scheduled "
             f"{smk.wildcards.key}: config.yaml changed while the workflow was running?"
         )
+    startup.mark("index")
     return ds
 
 
@@ -246,12 +272,13 @@ def _store_dir(path: str) -> Path:
 
 def prompts_train(smk: Any, stage: str) -> None:
     """Learn classification or segmentation prompts (resumable from checkpoints in the .partial folder)."""
-    from fmwsss.pipeline.stage_settings import prompt_config, prompt_names, train_config
-    from fmwsss.prompts.learners import save_zero_shot_marker
-    from fmwsss.prompts.train import train_prompts
-
     section_name = "prompts_cls" if stage == "prompts_cls_train" else "prompts_seg"
-    with job_log(_log_path(smk)) as log, _job_device(smk, log) as device:
+    with script_job(smk) as log, _job_device(smk, log) as device:
+        from fmwsss.pipeline.stage_settings import prompt_config, prompt_names, train_config
+        from fmwsss.prompts.learners import save_zero_shot_marker
+        from fmwsss.prompts.train import train_prompts
+
+        startup.mark("imports")
         _set_threads(smk.threads)
         ds = _job_plan(smk, stage)
         section = ds.settings[section_name]
@@ -282,13 +309,14 @@ def prompts_train(smk: Any, stage: str) -> None:
 
 def cams_dump(smk: Any, stage: str) -> None:
     """One shard of CAMs: Softmax-GradCAM with the learned prompts, then CAA (resumable per image)."""
-    from fmwsss.cams.dump import dump_cams, prompts_source
-    from fmwsss.pipeline.stage_settings import caa_settings
-
     prompts_stage, section = (
         ("prompts_cls_train", "cams_coarse") if stage == "cams_coarse_dump" else ("prompts_seg_train", "cams_fine")
     )
-    with job_log(_log_path(smk)) as log, _job_device(smk, log) as device:
+    with script_job(smk) as log, _job_device(smk, log) as device:
+        from fmwsss.cams.dump import dump_cams, prompts_source
+        from fmwsss.pipeline.stage_settings import caa_settings
+
+        startup.mark("imports")
         _set_threads(smk.threads)
         ds = _job_plan(smk, stage)
         final = Path(smk.output.shard)
@@ -320,15 +348,16 @@ def tagged_maps(maps: "np.ndarray", classes: "np.ndarray", tags: Sequence[int]) 
 
 def seeds_shard(smk: Any, stage: str) -> None:
     """One shard of seeds: SAMS (or the argmax baseline) on the SAM masks and the refined CAMs."""
-    from fmwsss.cams.shards import CamShardReader
-    from fmwsss.io.progress import Progress
-    from fmwsss.io.shards import GroupShardWriter, link_reused
-    from fmwsss.hooks import maybe_stall
-    from fmwsss.sam.shards import SamShardReader
-    from fmwsss.seeding import seed_image
-
     cams_stage = "cams_coarse_dump" if stage == "seeds_coarse" else "cams_fine_dump"
-    with job_log(_log_path(smk)) as log, _job_device(smk, log) as device:
+    with script_job(smk) as log, _job_device(smk, log) as device:
+        from fmwsss.cams.shards import CamShardReader
+        from fmwsss.io.progress import Progress
+        from fmwsss.io.shards import GroupShardWriter, link_reused
+        from fmwsss.hooks import maybe_stall
+        from fmwsss.sam.shards import SamShardReader
+        from fmwsss.seeding import seed_image
+
+        startup.mark("imports")
         _set_threads(smk.threads)
         ds = _job_plan(smk, stage)
         section = ds.settings[stage]
@@ -345,7 +374,7 @@ def seeds_shard(smk: Any, stage: str) -> None:
                 cams_path = _store_dir(getattr(smk.input, cams_stage)) / final.name
                 require_intact([sam_path, cams_path])
                 sam, cams = SamShardReader(sam_path), CamShardReader(cams_path)
-            progress = Progress(log, f"{stage}: image", len(ids), done=len(done), every=1)
+            progress = Progress(log, f"{stage}: image", len(ids), done=len(done), every=1, unit="image")
             for image_id in todo:
                 tic = time.perf_counter()
                 cam = cams.read(image_id)
@@ -380,10 +409,11 @@ def _link_reused_png(fh: Any, image_id: str, store: Path, png: Path) -> bool:
 
 def seeds_gather(smk: Any, stage: str) -> None:
     """Gather a seed stage's shards into VOC-palette PNGs; spec.json last marks it done (scoring: :func:`score`)."""
-    from fmwsss.data.palette import palette_for, save_label_png
-    from fmwsss.io.shards import open_complete
+    with script_job(smk, uses_torch=False) as log:
+        from fmwsss.data.palette import palette_for, save_label_png
+        from fmwsss.io.shards import open_complete
 
-    with job_log(_log_path(smk)) as log:
+        startup.mark("imports")
         ds = _job_plan(smk, stage)
         store = Path(smk.output.spec).parent
         palette = palette_for(ds.dataset.num_classes)
@@ -401,16 +431,18 @@ def score(smk: Any) -> None:
     """Score the current entry of a CAM or seed stage against the ground truth into its score entry:
     metrics.json (always; ``ground_truth: false`` without any), scores*.json where ground truth exists, then
     spec.json; the scored entry gets relative links to them (re-pointed by the alias job when scores change)."""
-    from fmwsss.io.atomic import atomic_write_json
-    from fmwsss.pipeline.config import Config
-    from fmwsss.pipeline.plan import Plan
-    from fmwsss.pipeline.scoring import score_cams, score_seeds
-
     stage, key, name = smk.wildcards.scored, smk.wildcards.key, smk.wildcards.dataset
-    with job_log(_log_path(smk)) as log:
+    with script_job(smk, uses_torch=False) as log:
+        from fmwsss.io.atomic import atomic_write_json
+        from fmwsss.pipeline.config import Config
+        from fmwsss.pipeline.plan import Plan
+        from fmwsss.pipeline.scoring import score_cams, score_seeds
+
+        startup.mark("imports")
         plan = Plan(Config(smk.config), refresh=False)
         plan.check_score_key(name, stage, key)
         ds = plan.get(name)
+        startup.mark("index")
         out = Path(smk.output.spec).parent
         out.mkdir(parents=True, exist_ok=True)
         entry = _store_dir(smk.input.entry)
@@ -434,9 +466,10 @@ def _segmenter_splits(dataset) -> tuple[list[str], list[str]]:
 
 def deeplab_train(smk: Any) -> None:
     """Stage II: train DeepLab on the fine seeds of the training ids (resumable from checkpoints)."""
-    from fmwsss.segmentation import train_segmenter
+    with script_job(smk) as log, _job_device(smk, log) as device:
+        from fmwsss.segmentation import train_segmenter
 
-    with job_log(_log_path(smk)) as log, _job_device(smk, log) as device:
+        startup.mark("imports")
         _set_threads(smk.threads)
         ds = _job_plan(smk, "deeplab_train")
         seeds = _store_dir(smk.input.seeds_fine)
@@ -457,10 +490,11 @@ def deeplab_train(smk: Any) -> None:
 
 def deeplab_eval(smk: Any) -> None:
     """Stage II: predict the held-out ids single-scale and multi-scale + flip; mIoU where GT exists."""
-    from fmwsss.io.atomic import atomic_write_json
-    from fmwsss.segmentation import evaluate_segmenter
+    with script_job(smk) as log, _job_device(smk, log) as device:
+        from fmwsss.io.atomic import atomic_write_json
+        from fmwsss.segmentation import evaluate_segmenter
 
-    with job_log(_log_path(smk)) as log, _job_device(smk, log) as device:
+        startup.mark("imports")
         _set_threads(smk.threads)
         ds = _job_plan(smk, "deeplab_eval")
         store = Path(smk.output.metrics).parent
@@ -470,10 +504,12 @@ def deeplab_eval(smk: Any) -> None:
         items = [(i, ds.dataset.image_path(i), ds.dataset.gt_path(i)) for i in val_ids]
         _require_decodable(items, f"deeplab_eval of {ds.name}", smk.threads, log)
         require_intact([smk.input.deeplab_train], full=True)  # one model file: hashed on every read
+        evaluation = ds.settings["segmenter_eval"]
         result = evaluate_segmenter(
             smk.input.deeplab_train, items, ds.dataset.num_classes + 1, store,
-            device, ds.settings["segmenter_eval"]["ms_scales"], log=log,
+            device, evaluation["ms_scales"], log=log,
             split_name=f"{ds.name}: val", class_names=("background", *ds.dataset.class_names),
+            inference=evaluation["inference"],
         )
         link = store / "model.pt"
         link.unlink(missing_ok=True)

@@ -36,7 +36,7 @@ def evaluate(dataset: Any, scored: Scored, log: Log, scores_path: Path) -> dict:
 
     names = ("background", *dataset.class_names)
     acc, count = Accumulator(len(names)), 0
-    progress = Progress(log, f"scoring {dataset.name}: image", len(dataset.ids))
+    progress = Progress(log, f"scoring {dataset.name}: image", len(dataset.ids), unit="image")
     for image_id, labels, gt in scored:
         acc.add(labels, gt, image_id)
         count += 1

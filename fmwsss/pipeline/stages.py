@@ -42,7 +42,7 @@ STAGES: dict[str, Stage] = {
             "seeds_fine", 2, ("seeds_fine", "data"), (),
             ("cams_fine_dump", "sam_masks"), True, "seeds",
         ),
-        Stage("deeplab_train", 1, ("segmenter",), (), ("seeds_fine",), False, None),
+        Stage("deeplab_train", 2, ("segmenter",), (), ("seeds_fine",), False, None),
         Stage("deeplab_eval", 1, ("segmenter_eval",), (), ("deeplab_train",), False, "deeplab"),
     )
 }

@@ -187,7 +187,7 @@ def train_prompts(items: Sequence[tuple], clip_path: str | os.PathLike, prompt_c
     with open(csv_path, "a", newline="") as csv_fh:
         writer = csv.writer(csv_fh)
         bar = tqdm(range(start, cfg.max_iter), desc=stage, initial=start, total=cfg.max_iter, mininterval=5)
-        progress = Progress(log, f"[{stage}] iteration", cfg.max_iter, done=start, every=cfg.log_every)
+        progress = Progress(log, f"[{stage}] iteration", cfg.max_iter, done=start, every=cfg.log_every, unit="iteration")
         for it in bar:
             lr = lr_at(it, cfg)
             for group in optim.param_groups:

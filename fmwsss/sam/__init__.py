@@ -1,30 +1,28 @@
 """Leveled SAM mask generation (reference and fast), the rock-sand-water filter, bit-packed masks and
 their HDF5 shard store."""
-from fmwsss.sam.build import IMPLEMENTATIONS, SAM_SETTINGS, SamSpeed, build_generator
-from fmwsss.sam.encoding import pack_masks, unpack_masks
-from fmwsss.sam.fast import FastMaskGenerator, prepare_image
-from fmwsss.sam.generator import RESULT_SETTINGS, LeveledMaskGenerator
-from fmwsss.sam.memory import BatchPlan, plan_batches
-from fmwsss.sam.rsw import rock_sand_water
-from fmwsss.sam.shards import SamShardReader, SamShardWriter
-from fmwsss.sam.types import LEVEL_NAMES, ImageMasks
 
-__all__ = [
-    "BatchPlan",
-    "FastMaskGenerator",
-    "IMPLEMENTATIONS",
-    "ImageMasks",
-    "LEVEL_NAMES",
-    "LeveledMaskGenerator",
-    "RESULT_SETTINGS",
-    "SAM_SETTINGS",
-    "SamShardReader",
-    "SamShardWriter",
-    "SamSpeed",
-    "build_generator",
-    "pack_masks",
-    "plan_batches",
-    "prepare_image",
-    "rock_sand_water",
-    "unpack_masks",
-]
+from fmwsss.lazy import lazy_exports
+
+_EXPORTS = {
+    "IMPLEMENTATIONS": "fmwsss.sam.build",
+    "SAM_SETTINGS": "fmwsss.sam.build",
+    "SamSpeed": "fmwsss.sam.build",
+    "build_generator": "fmwsss.sam.build",
+    "pack_masks": "fmwsss.sam.encoding",
+    "unpack_masks": "fmwsss.sam.encoding",
+    "FastMaskGenerator": "fmwsss.sam.fast",
+    "prepare_image": "fmwsss.sam.fast",
+    "LeveledMaskGenerator": "fmwsss.sam.generator",
+    "RESULT_SETTINGS": "fmwsss.sam.generator",
+    "BatchPlan": "fmwsss.sam.memory",
+    "plan_batches": "fmwsss.sam.memory",
+    "rock_sand_water": "fmwsss.sam.rsw",
+    "SamShardReader": "fmwsss.sam.shards",
+    "SamShardWriter": "fmwsss.sam.shards",
+    "ImageMasks": "fmwsss.sam.types",
+    "LEVEL_NAMES": "fmwsss.sam.types",
+}
+"""The curated API: each name and the module it is imported from on first use (:mod:`fmwsss.lazy`)."""
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)

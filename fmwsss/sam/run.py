@@ -124,7 +124,7 @@ def _compute(todo: list[tuple[str, Path]], ids: list[str], writer: SamShardWrite
     loader = DataLoader(ShardImages(todo, prepare), batch_size=images_per_batch, num_workers=num_workers,
                         collate_fn=_as_list)
     n_committed = len(ids) - len(todo)
-    progress = Progress(log, f"{STAGE}: image", len(ids), done=n_committed, every=1)
+    progress = Progress(log, f"{STAGE}: image", len(ids), done=n_committed, every=1, unit="image")
     with tqdm(total=len(ids), initial=n_committed, desc=STAGE, unit="img", file=sys.stderr) as bar:
         start = time.perf_counter()
         for batch in loader:

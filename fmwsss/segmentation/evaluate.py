@@ -3,7 +3,7 @@
 Predictions are written as palette PNGs under ``out_dir/single_scale/<id>.png`` and
 ``out_dir/ms_flip/<id>.png``; one confusion matrix per mode is accumulated over the whole split and written
 with each image's IoU to ``out_dir/scores_<mode>.json`` (for the HTML report) where ground truth exists.
-Windows larger than the training crop are predicted by sliding window (``infer.py``).
+Whole images are predicted in one pass, or by sliding windows of the training crop (``infer.py``).
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from fmwsss.data.palette import load_label_png, palette_for, save_label_png
 from fmwsss.eval import Accumulator, format_table, metrics_to_json, scores_to_json
 from fmwsss.io.atomic import atomic_write_json
 from fmwsss.io.progress import Progress
-from fmwsss.segmentation.infer import predict
+from fmwsss.segmentation.infer import predict, window_for
 from fmwsss.segmentation.models import load_segmenter
 
 MODES = ("single_scale", "ms_flip")
@@ -28,24 +28,26 @@ def evaluate_segmenter(model_path: str | os.PathLike,
                        items: Sequence[tuple[str, str | Path, str | Path | None]], num_classes: int,
                        out_dir: str | os.PathLike, device: str | torch.device, ms_scales: Sequence[float],
                        log: Callable[[str], None] = print, split_name: str = "val",
-                       class_names: Sequence[str] | None = None) -> dict[str, Any]:
+                       class_names: Sequence[str] | None = None, inference: str = "whole") -> dict[str, Any]:
     """Predict ``items`` = (id, image path, GT png path or None); returns a JSON-ready dict.
 
     Result: ``split``, ``num_images`` (predicted), ``num_scored`` (with GT), ``miou`` per mode (None
     without GT) and ``metrics`` per mode (``fmwsss.eval.metrics_to_json``, None without GT). ``class_names``
-    default to the class ids. Cost per image: 1 + 2 × len(ms_scales) forward passes.
+    default to the class ids. ``inference``: ``whole`` images or ``slide`` windows of the training crop
+    (``infer.window_for``). Cost per image: 1 + 2 × len(ms_scales) forward passes (each a few windows when
+    sliding).
     """
     model, record = load_segmenter(model_path, device)
     if int(record["num_classes"]) != num_classes:
         raise ValueError(f"{model_path}: model predicts {record['num_classes']} classes, "
                          f"evaluation expects {num_classes}")
-    crop = int(record["settings"]["crop"])
+    crop = window_for(inference, int(record["settings"]["crop"]))
     names = list(class_names) if class_names is not None else [str(c) for c in range(num_classes)]
     palette = palette_for(num_classes - 1)
     out_dir = Path(out_dir)
     acc = {mode: Accumulator(num_classes) for mode in MODES}
     options = {"single_scale": ((1.0,), False), "ms_flip": (tuple(ms_scales), True)}
-    progress = Progress(log, f"[deeplab_eval] {split_name}: predicted", len(items), every=100)
+    progress = Progress(log, f"[deeplab_eval] {split_name}: predicted", len(items), every=100, unit="image")
     for image_id, image_path, gt_path in items:
         rgb = load_rgb(image_path)
         gt = load_label_png(gt_path) if gt_path is not None else None

@@ -69,6 +69,16 @@ def predict_probs(model: nn.Module, image: np.ndarray, scales: Sequence[float] =
     return total
 
 
+INFERENCE_MODES = ("whole", "slide")
+
+
+def window_for(inference: str, train_crop: int) -> int | None:
+    """The window of ``segmenter_eval.inference``: None (whole image) or the training crop (slide)."""
+    if inference not in INFERENCE_MODES:
+        raise ValueError(f"segmenter_eval.inference: {inference!r} is not one of {', '.join(INFERENCE_MODES)}")
+    return train_crop if inference == "slide" else None
+
+
 def predict(model: nn.Module, image: np.ndarray, scales: Sequence[float] = (1.0,), flip: bool = False,
             crop: int | None = None) -> np.ndarray:
     """uint8 (H, W) label map of ``image`` (uint8 RGB H×W×3); ``model`` must be in eval mode.

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from fmwsss.io import startup
 from fmwsss.io.atomic import atomic_write_bytes
 from fmwsss.io.loss_log import loss_row, reset_loss_csv
 from fmwsss.io.progress import Progress
@@ -108,6 +109,7 @@ def train_segmenter(items: Sequence[tuple[str, str | Path, str | Path]], setting
     torch.manual_seed(int(settings["seed"]))  # reproducible head (and tiny backbone) initialisation
     model = build_segmenter(settings["arch"], num_classes, bool(settings["pretrained_backbone"]), weights_dir)
     model.to(device).train()
+    startup.mark("model load")
     optim = make_optimizer(model, settings)
     sched = torch.optim.lr_scheduler.PolynomialLR(optim, total_iters=iterations, power=float(settings["poly_power"]))
     amp_on, amp_dtype, scaler = _amp_setup(device, amp)
@@ -131,7 +133,7 @@ def train_segmenter(items: Sequence[tuple[str, str | Path, str | Path]], setting
                         num_workers=num_workers, pin_memory=device.type == "cuda",
                         generator=torch.Generator().manual_seed(0))  # keeps the global RNG untouched
     bar = tqdm(loader, desc=STAGE, initial=start, total=iterations, mininterval=2)
-    progress = Progress(log, f"[{STAGE}] iteration", iterations, done=start, every=log_every)
+    progress = Progress(log, f"[{STAGE}] iteration", iterations, done=start, every=log_every, unit="iteration")
     with open(csv_path, "a", newline="") as csv_fh:
         writer = csv.writer(csv_fh)
         for it, (images, labels) in enumerate(bar, start=start):

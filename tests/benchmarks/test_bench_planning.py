@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.processes import run
+
 from fmwsss.data import open_dataset
 from fmwsss.data.classes import COCO_CATEGORY_IDS
 
@@ -48,11 +50,8 @@ def test_coco_tree_tags_come_from_the_sample_images_annotations(smoke_trees, coc
 @pytest.mark.slow
 def test_bench_planning_smoke_prints_every_scenario_and_the_job_start(tmp_path, voc_sample):
     out = tmp_path / "bench.json"
-    proc = subprocess.run(
-        [sys.executable, str(BENCH / "bench_planning.py"), "--smoke", "--samples", str(voc_sample.parent),
-         "--scratch", str(tmp_path / "scratch"), "--json", str(out)],
-        capture_output=True, text=True, timeout=600,
-    )
+    proc = run([sys.executable, str(BENCH / "bench_planning.py"), "--smoke", "--samples", str(voc_sample.parent),
+                "--scratch", str(tmp_path / "scratch"), "--json", str(out)], 600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(out.read_text())
     rows = {r["what"]: r for r in result["scenarios"]}

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.processes import run
+
 REPO = Path(__file__).resolve().parents[2]
 SCRIPTS = sorted((REPO / "benchmarks").glob("bench_*.py"))
 
@@ -63,7 +65,7 @@ EXPECTED_ROWS = {
 
 def run_smoke(command: list[str], timeout: float = 300) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+    return run(command, timeout, cwd=REPO, env=env)
 
 
 def test_benchmarks_are_discovered():
@@ -107,8 +109,7 @@ def run_gpu_suite(tmp_path: Path, smoke: bool) -> subprocess.CompletedProcess:
     """The suite as the GPU machine runs it, with this interpreter; no wheel folder, nothing installed."""
     env = {**os.environ, "PYTHON": sys.executable, "SMOKE": "1" if smoke else "0",
            "GPU_WHEELS": str(tmp_path / "no-wheels"), "GPU_DEPS_DIR": str(tmp_path / "deps")}
-    return subprocess.run([str(REPO / "benchmarks" / "gpu_suite.sh")], cwd=tmp_path, env=env, capture_output=True,
-                          text=True, timeout=600)
+    return run([str(REPO / "benchmarks" / "gpu_suite.sh")], 600, cwd=tmp_path, env=env)
 
 
 @pytest.mark.slow

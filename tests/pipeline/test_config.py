@@ -40,7 +40,7 @@ def test_every_property_has_description_and_default():
 def test_shipped_config_is_valid_and_demo_is_shrunk(raw):
     cfg = Config(raw)
     demo, voc = cfg.settings("demo"), cfg.settings("voc")
-    assert demo["data"]["shard_size"] == 8 and voc["data"]["shard_size"] == 500
+    assert demo["data"]["shard_size"] == 24 and voc["data"]["shard_size"] == 500
     assert demo["sam"]["crop_n_layers"] == 0 and voc["sam"]["crop_n_layers"] == 1
     assert demo["models"] == {"clip": "tiny_clip", "sam": "tiny_sam"}
     assert cfg.settings("demo_pretrained")["models"] == {"clip": "clip_vit_b16_openai", "sam": "sam_vit_h"}

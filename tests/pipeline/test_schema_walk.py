@@ -305,13 +305,15 @@ def probe_segmenter_optim(settings: dict, env: dict):
 
 
 def probe_segmenter_eval(settings: dict, env: dict):
-    from fmwsss.segmentation.infer import predict_probs
+    from fmwsss.segmentation.infer import predict_probs, window_for
     from fmwsss.segmentation.models import build_segmenter
 
     torch.manual_seed(0)
     model = build_segmenter("tiny", 4, False).eval()
+    evaluation = settings["segmenter_eval"]
+    window = window_for(evaluation["inference"], min(env["rgb"].shape[:2]) // 2)  # slide: several windows
     with torch.no_grad():
-        return predict_probs(model, env["rgb"], settings["segmenter_eval"]["ms_scales"], flip=True)
+        return predict_probs(model, env["rgb"], evaluation["ms_scales"], flip=True, crop=window)
 
 
 def _table() -> dict[str, tuple[Callable, Any, dict]]:
@@ -339,6 +341,7 @@ def _table() -> dict[str, tuple[Callable, Any, dict]]:
         "classes.bg_names": (_prompt_init("prompts_cls"), ["sky", "road"], {}),
         "eval.cam_bg_power": (probe_eval, 0.05, {}),
         "segmenter_eval.ms_scales": (probe_segmenter_eval, [1.0, 0.5], {}),
+        "segmenter_eval.inference": (probe_segmenter_eval, "slide", {}),
     }
     for section, changes in (
         ("prompts_cls", {"ctx_len": 4, "class_specific": True, "name_position": "front", "bg_names": "empty",

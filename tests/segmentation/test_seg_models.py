@@ -8,8 +8,8 @@ import torch
 from torchvision.models import ResNet50_Weights
 from torchvision.models.segmentation import deeplabv3_resnet50
 
-from fmwsss.segmentation.models import (BackboneWeightsError, build_segmenter, hub_checkpoint_path, load_segmenter,
-                                        save_segmenter)
+from fmwsss.segmentation.models import (TINY_WIDTH, BackboneWeightsError, build_segmenter, hub_checkpoint_path,
+                                        load_segmenter, save_segmenter)
 
 
 def test_tiny_output_shape_and_stride():
@@ -18,7 +18,7 @@ def test_tiny_output_shape_and_stride():
     x = torch.randn(2, 3, 64, 48)
     with torch.no_grad():
         assert model(x)["out"].shape == (2, 5, 64, 48)
-        assert model.backbone(x)["out"].shape == (2, 512, 8, 6)  # output stride 8 like the real DeepLab
+        assert model.backbone(x)["out"].shape == (2, TINY_WIDTH, 8, 6)  # output stride 8 like the real DeepLab
 
 
 def test_tiny_refuses_imagenet_and_unknown_arch_is_named():

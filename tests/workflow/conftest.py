@@ -1,7 +1,9 @@
 """One shared end-to-end run of the tiny demo pipeline, reused by every workflow test.
 
-Each Snakemake job imports torch (~6 s), so tests never re-run the chain on their own: they read the shared
+Each Snakemake job imports torch (~1.5 s), so tests never re-run the chain on their own: they read the shared
 session run, or copy its working directory (cheap: tiny weights, 24 images) before changing anything.
+Every Snakemake call runs through ``tests.processes.run``: its time limit scales with
+``FMWSSS_TEST_TIMEOUT_SCALE`` and a timed-out run is killed with its jobs.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
+from tests.processes import run
 from tests.samples import sample_dir
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,19 +29,15 @@ class Workdir:
 
     def snakemake(self, *args: str, env: dict | None = None, check: bool = True, timeout: int = 900):
         cmd = [str(BIN / "snakemake"), "-s", str(ROOT / "Snakefile"), *args]
-        proc = subprocess.run(
-            cmd, cwd=self.path, env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=timeout
-        )
+        proc = run(cmd, timeout, cwd=self.path, env={**os.environ, **(env or {})})
         if check and proc.returncode != 0:
             raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
         return proc
 
     def updated(self, *targets: str) -> list[str]:
         """Files a dry run would (re)build, from Snakemake's API."""
-        proc = subprocess.run(
-            [sys.executable, str(Path(__file__).with_name("dryrun_oracle.py")), str(ROOT / "Snakefile"), *targets],
-            cwd=self.path, capture_output=True, text=True, timeout=300,
-        )
+        proc = run([sys.executable, str(Path(__file__).with_name("dryrun_oracle.py")), str(ROOT / "Snakefile"),
+                    *targets], 300, cwd=self.path)
         assert proc.returncode == 0, proc.stderr
         return json.loads(proc.stdout.strip().splitlines()[-1])
 

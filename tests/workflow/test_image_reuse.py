@@ -22,6 +22,7 @@ import pytest
 import yaml
 
 from tests.workflow.conftest import BIN, ROOT, Workdir
+from tests.processes import scaled
 
 pytestmark = pytest.mark.slow
 
@@ -58,8 +59,8 @@ def test_new_shard_size_computes_no_image_and_reruns_no_training(demo_run, tmp_p
     before = {p.name: p.read_bytes() for p in sorted(seeds.glob("*.png"))}
     old_seeds = _entry_key(wd, "demo", "seeds")
     text = wd.config_text()
-    assert text.count("data: {shard_size: 8}") == 1  # the demo preset's layout: 3 shards
-    wd.write_config(text.replace("data: {shard_size: 8}", "data: {shard_size: 12}"))
+    assert text.count("data: {shard_size: 24}") == 1  # the demo preset's layout: 1 shard
+    wd.write_config(text.replace("data: {shard_size: 24}", "data: {shard_size: 12}"))
 
     updated = wd.updated("results/demo/seeds", "results/demo/deeplab")
     planned = _store_stages(updated, "demo")
@@ -101,7 +102,7 @@ def _custom_dataset(root: Path, voc: Path, ids: list[str]) -> None:
 
 
 def _wait_for(path: Path, text: str, proc: subprocess.Popen, timeout: float = 600) -> None:
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + scaled(timeout)
     while not (path.is_file() and text in path.read_text()):
         assert proc.poll() is None, proc.communicate()
         assert time.monotonic() < deadline, f"{path} never said {text!r}"

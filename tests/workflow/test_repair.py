@@ -13,10 +13,11 @@ from pathlib import Path
 import pytest
 
 from tests.workflow.conftest import BIN, ROOT, Workdir
+from tests.processes import run
 
 
 def _fmwsss(wd: Workdir, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(BIN / "fmwsss"), *args], cwd=wd.path, capture_output=True, text=True, timeout=600)
+    return run([str(BIN / "fmwsss"), *args], 600, cwd=wd.path)
 
 
 def _digests(folder: Path) -> dict[str, str]:
@@ -51,7 +52,7 @@ def test_damaged_shards_are_reported_and_repair_recomputes_only_them(demo_run, t
     demo = wd.path / "results/demo"
     store_before, logs_before = _digests(demo / "store"), _mtimes(demo / "logs")
     sam, seeds = (demo / "sam_masks").resolve(), (demo / "seeds").resolve()
-    truncated, deleted = sam / "shard-001.h5", seeds / "shard-000.h5"
+    truncated, deleted = sam / "shard-000.h5", seeds / "shard-000.h5"
     rel = {p: os.path.relpath(p, wd.path) for p in (truncated, deleted)}
     images = {p: _image_count(p) for p in (truncated, deleted)}
     size, recorded = _truncate_keeping_mtime(truncated)
@@ -74,7 +75,7 @@ def test_damaged_shards_are_reported_and_repair_recomputes_only_them(demo_run, t
     assert _digests(demo / "store") == store_before  # byte-identical, repaired shards and final outputs alike
     logs_after = _mtimes(demo / "logs")
     rerun = {name for name, mtime in logs_after.items() if logs_before.get(name) != mtime}
-    sam_log = f"sam_masks/{sam.name}/shard-001.log"
+    sam_log = f"sam_masks/{sam.name}/shard-000.log"
     seeds_log = f"seeds_fine/{seeds.name}/shard-000.log"
     assert rerun == {sam_log, seeds_log}  # exactly the damaged shards' jobs ran
     for log, stage, shard in ((sam_log, "sam_masks", truncated), (seeds_log, "seeds_fine", deleted)):

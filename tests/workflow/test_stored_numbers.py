@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 
 import numpy as np
 import pytest
+
+from tests.processes import run
 
 from fmwsss.cams.shards import CamShardReader
 
@@ -61,8 +62,7 @@ def test_demo_seeds_identical_on_1_2_4_threads(demo_run):
     stored = {p.stem: np.array(Image.open(p)).tobytes().hex() for p in (results / "seeds").glob("*.png")}
     assert len(stored) == 24
     for threads in (1, 4):
-        proc = subprocess.run([sys.executable, "-c", RESEED, str(results), str(threads)], capture_output=True,
-                              text=True, timeout=600)
+        proc = run([sys.executable, "-c", RESEED, str(results), str(threads)], 600)
         assert proc.returncode == 0, proc.stderr[-3000:]
         reseeded = json.loads(proc.stdout.strip().splitlines()[-1])
         differing = sorted(i for i in stored if reseeded.get(i) != stored[i])

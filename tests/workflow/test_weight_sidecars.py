@@ -7,7 +7,6 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
 import time
 
 import pytest
@@ -16,6 +15,7 @@ from fmwsss.models.weights import WEIGHTS
 from fmwsss.pipeline.stages import STAGES
 
 from .conftest import BIN, ROOT, Workdir
+from tests.processes import run
 
 pytestmark = pytest.mark.e2e
 
@@ -43,8 +43,7 @@ def test_gpu_jobs_declare_the_sidecar_and_reverifying_reruns_nothing(demo_run, t
     later = time.time() + 5
     for name in TINY:
         os.utime(weights / name, (later, later))
-    verify = subprocess.run([str(BIN / "fmwsss"), "weights", "verify", "tiny_clip", "tiny_sam"], cwd=wd.path,
-                            capture_output=True, text=True, timeout=120)
+    verify = run([str(BIN / "fmwsss"), "weights", "verify", "tiny_clip", "tiny_sam"], 120, cwd=wd.path)
     assert verify.returncode == 0, verify.stderr
     for name in TINY:
         assert json.loads((weights / f"{name}.sha256").read_text())["mtime_ns"] == (weights / name).stat().st_mtime_ns

@@ -1,0 +1,61 @@
+"""A session-wide run shared by many tests, whose failure is reported once.
+
+Why: when the suite's one end-to-end run failed (a timeout on a busy machine), pytest re-raised it in every
+test that used it: 41 errors for one cause, with the cause buried. An :class:`Attempt` builds the run once
+and never raises from the session fixture; the first test that asks for a failed run fails with the run's
+last log lines, every later one is skipped naming the failure.
+"""
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+TAIL_LINES = 40
+
+
+def tail(text: str | bytes | None, lines: int = TAIL_LINES) -> str:
+    if isinstance(text, bytes):
+        text = text.decode(errors="replace")
+    return "\n".join((text or "").rstrip().splitlines()[-lines:])
+
+
+def describe(exc: BaseException) -> str:
+    """What went wrong, with the last lines the run wrote."""
+    if isinstance(exc, subprocess.TimeoutExpired):
+        return (f"timed out after {exc.timeout:.0f} s (on a slow or busy machine raise FMWSSS_TEST_TIMEOUT_SCALE, "
+                f"see README 'Development'); the run was killed with its jobs. Last lines:\n"
+                f"{tail(exc.stdout)}\n{tail(exc.stderr)}")
+    first, _, rest = str(exc).partition("\n")
+    return f"{type(exc).__name__}: {first}" + (f"\n...\n{tail(rest)}" if rest else "")
+
+
+@dataclass
+class Attempt:
+    """The outcome of building a shared run: its value, or the description of its failure."""
+
+    name: str
+    value: Any = None
+    error: str | None = None
+    reported: bool = False
+
+    def get(self) -> Any:
+        """The value; for a failed run, fail the first caller with the whole description and skip the rest."""
+        if self.error is None:
+            return self.value
+        if not self.reported:
+            self.reported = True
+            pytest.fail(f"the shared {self.name} failed: {self.error}", pytrace=False)
+        pytest.skip(f"the shared {self.name} failed (reported by the first test that used it): "
+                    f"{self.error.splitlines()[0]}")
+
+
+def attempt(name: str, build: Callable[[], Any]) -> Attempt:
+    """Run ``build`` once; an exception becomes the attempt's error instead of propagating."""
+    try:
+        return Attempt(name, value=build())
+    except Exception as exc:  # noqa: BLE001 - reported through Attempt.get, once
+        return Attempt(name, error=describe(exc))
