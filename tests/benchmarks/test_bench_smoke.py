@@ -46,6 +46,13 @@ EXPECTED_ROWS = {
         r"^cold index build( +-?[\d.]+){3} +-?[\d.]+x( +-?[\d.]+){3} +-?[\d.]+x$",
         r"^added per image: -?\d+ us wall, -?\d+ us cpu; headers opened: cold 72, warm refresh 0 \(",
     ],
+    "bench_startup.py": [
+        r"^job start-up of demo \(\d+ jobs with a record, ",
+        r"^rule +jobs +python +torch +imports +index ",
+        *(rf"^{rule} +1( +[\d.]+| +-)+ +[\d.]+x$" for rule in ("sam_masks", "cams_fine_dump", "seeds_fine",
+                                                             "prompts_seg_train", "deeplab_eval")),
+        r"^baseline: import torch [\d.]+ s \(median of 1 fresh interpreters",
+    ],
     "bench_report.py": [
         r"ratio cold / warm CPU",
         r"VOC train_aug \(10582 images\)",
@@ -73,7 +80,7 @@ def test_benchmarks_are_discovered():
 
 
 #: Benchmarks that measure a finished run: they get the suite's shared session run (read only).
-NEEDS_RUN = {"bench_report.py"}
+NEEDS_RUN = {"bench_report.py", "bench_startup.py"}
 #: Benchmarks whose --smoke run a dedicated test already makes (with stronger checks): not run twice.
 SMOKED_ELSEWHERE = {"bench_planning.py": REPO / "tests/benchmarks/test_bench_planning.py"}
 
