@@ -27,7 +27,7 @@ $(BIN)/fmwsss: pyproject.toml
 	$(BIN)/pip install -e .
 	touch $@
 
-install: $(BIN)/fmwsss  ## create .venv and install fmwsss with its pinned dependencies
+install: $(BIN)/fmwsss  ## create .venv and install fmwsss (direct dependencies pinned, Snakemake a 9.x range)
 
 data/voc_sample/labels.json: | $(BIN)/fmwsss
 	$(BIN)/fmwsss data voc-sample --source $(VOC_SAMPLE_SOURCE) --dest data/voc_sample
