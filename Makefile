@@ -52,7 +52,6 @@ demo: data  ## the pipeline on the VOC demo images with TINY RANDOM TEST WEIGHTS
 	@echo "== segmenter trained on the seeds, scored on the 8 val images: results/demo/deeplab/metrics.json"
 	@echo "== an overlay picture: results/demo/overlay_$(DEMO_IMAGE).png"
 	$(BIN)/fmwsss report demo
-	@echo "== the HTML report (seeds next to image and ground truth, metrics, variants): results/demo/report/index.html"
 
 demo-coco: data-coco  ## the coco preset on the COCO sample with TINY RANDOM TEST WEIGHTS (mechanics only)
 	$(BIN)/snakemake --cores $(CORES) results/coco_demo/seeds
