@@ -204,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         try:
             code = args.func(args)
-        except (ConfigError, FileNotFoundError, ValueError, RuntimeError) as exc:
+        except (ConfigError, FileNotFoundError, PermissionError, ValueError, RuntimeError) as exc:
             print(f"fmwsss: error: {exc}", file=sys.stderr)
             code = 2
         sys.stdout.flush()  # a short output meets the closed pipe only here
