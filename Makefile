@@ -54,9 +54,12 @@ demo: data  ## the pipeline on the VOC demo images with TINY RANDOM TEST WEIGHTS
 	$(BIN)/fmwsss report demo
 
 demo-coco: data-coco  ## the coco preset on the COCO sample with TINY RANDOM TEST WEIGHTS (mechanics only)
+	@echo "== make demo-coco: TINY RANDOM-WEIGHT test models on the 12 COCO demo images (coco preset, run to the seeds):"
+	@echo "== this shows the mechanics, not the quality of the method (mIoU is near chance)"
 	$(BIN)/snakemake --cores $(CORES) results/coco_demo/seeds
 	$(BIN)/fmwsss status coco_demo
 	@echo "== seeds: results/coco_demo/seeds/, scored on the painted COCO masks: results/coco_demo/seeds/metrics.json"
+	$(BIN)/fmwsss report coco_demo
 
 demo-pretrained: data  ## the same with the real CLIP ViT-B/16 and SAM ViT-H weights (downloads them once)
 	$(BIN)/snakemake --cores $(CORES) results/demo_pretrained/seeds results/demo_pretrained/deeplab
