@@ -1,4 +1,5 @@
-"""The fine chain for one tagged image, in memory: SAM masks -> CAMs -> fine CAA -> SAMS seed (method §3, §8, §10).
+"""The fine chain for one tagged image, in memory: SAM masks -> CAMs -> fine CAA -> SAMS seed (docs/method.md §3,
+§8, §10).
 
 What ``fmwsss seed`` runs without Snakemake or a store: the same library calls as the ``sam_masks``,
 ``cams_fine_dump`` and ``seeds_fine`` stages, with the dataset's settings from ``config.yaml``, for a quick look
