@@ -27,7 +27,7 @@ $(BIN)/fmwsss: pyproject.toml
 	$(BIN)/pip install -e .
 	touch $@
 
-install: $(BIN)/fmwsss  ## create .venv and install fmwsss with its pinned dependencies
+install: $(BIN)/fmwsss  ## create .venv and install fmwsss (direct dependencies pinned, Snakemake a 9.x range)
 
 data/voc_sample/labels.json: | $(BIN)/fmwsss
 	$(BIN)/fmwsss data voc-sample --source $(VOC_SAMPLE_SOURCE) --dest data/voc_sample
@@ -52,12 +52,14 @@ demo: data  ## the pipeline on the VOC demo images with TINY RANDOM TEST WEIGHTS
 	@echo "== segmenter trained on the seeds, scored on the 8 val images: results/demo/deeplab/metrics.json"
 	@echo "== an overlay picture: results/demo/overlay_$(DEMO_IMAGE).png"
 	$(BIN)/fmwsss report demo
-	@echo "== the HTML report (seeds next to image and ground truth, metrics, variants): results/demo/report/index.html"
 
 demo-coco: data-coco  ## the coco preset on the COCO sample with TINY RANDOM TEST WEIGHTS (mechanics only)
+	@echo "== make demo-coco: TINY RANDOM-WEIGHT test models on the 12 COCO demo images (coco preset, run to the seeds):"
+	@echo "== this shows the mechanics, not the quality of the method (mIoU is near chance)"
 	$(BIN)/snakemake --cores $(CORES) results/coco_demo/seeds
 	$(BIN)/fmwsss status coco_demo
 	@echo "== seeds: results/coco_demo/seeds/, scored on the painted COCO masks: results/coco_demo/seeds/metrics.json"
+	$(BIN)/fmwsss report coco_demo
 
 demo-pretrained: data  ## the same with the real CLIP ViT-B/16 and SAM ViT-H weights (downloads them once)
 	$(BIN)/snakemake --cores $(CORES) results/demo_pretrained/seeds results/demo_pretrained/deeplab

@@ -14,8 +14,8 @@ from fmwsss.data.classes import VOC_BG_PROMPT_NAMES, VOC_CLASS_NAMES, VOC_FG_PRO
 from fmwsss.data.palette import voc_palette
 from fmwsss.models.weights import MissingWeightsError
 from fmwsss.cli.seed import ZERO_SHOT_WARNING, register
-from fmwsss.cli.single_image import (TagError, build_text_head, class_ids, dataset_class_names, label_fractions,
-                                 overlay)
+from fmwsss.cli.single_image import build_text_head, label_fractions, overlay
+from fmwsss.cli.tags import TagError, class_ids, dataset_class_names
 from fmwsss.prompts.learners import zero_shot_marker
 
 REPO = Path(__file__).resolve().parents[1]
@@ -133,6 +133,7 @@ def test_run_folder_uses_current_prompts_entry(tiny_weights, config_path, image,
     from fmwsss.pipeline.plan import Plan
 
     run = tmp_path / "results" / "demo"
+    run.mkdir(parents=True)  # a results folder without the prompts entry
     argv = [str(image), "--tags", "aeroplane", "-o", str(tmp_path / "s.png"), "--config", str(config_path),
             "--run", str(run), "--device", "cpu"]
     key = Plan(Config.from_file(config_path), results=str(run.parent)).key("demo", "prompts_seg_train")

@@ -1,4 +1,4 @@
-"""Class-aware attention affinity (CAA, method §8, from CLIP-ES): refine CAMs with CLIP's own attention.
+"""Class-aware attention affinity (CAA, docs/method.md §8, from CLIP-ES): refine CAMs with CLIP's own attention.
 
 All work is on the patch grid (h x w, HW tokens); the HW x HW matrices live only in memory.
 Coarse stage: propagate the score, box threshold 0.4. Fine stage: propagate the raw CAM, threshold 0.5.

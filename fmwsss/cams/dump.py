@@ -1,4 +1,4 @@
-"""CAM dump stage (method §7 + §8): raw Softmax-Grad-CAMs and their CAA refinement for a shard of images.
+"""CAM dump stage (docs/method.md §7 + §8): raw Softmax-Grad-CAMs and their CAA refinement for a shard of images.
 
 One image at a time at native resolution (each side rounded up to a multiple of 16), fp32 CLIP, positives
 from the image tags. Resumable: images already committed in the partial shard are skipped.

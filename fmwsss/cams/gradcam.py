@@ -1,4 +1,4 @@
-"""Softmax-Grad-CAM on CLIP (method §3), all positive classes of a batch in one vector-Jacobian product.
+"""Softmax-Grad-CAM on CLIP (docs/method.md §3), all positive classes of a batch in one vector-Jacobian product.
 
 Target per positive pair (n, c): p_{n,c}, the softmax of image n's logits over its present fg classes and
 all bg classes (absent fg classes leave the denominator). Activation: A, the last block's LN1 output.

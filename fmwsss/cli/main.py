@@ -32,17 +32,36 @@ def _cmd_config_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _stage_state(ds, stage: str, done: bool, problems: list[str] | None) -> str:
+    """done, damaged or pending; a stage that reads the val split (DeepLab) of a dataset without one is optional
+    (the seeds are that dataset's product: a segmenter would train on every id and be scored on nothing)."""
+    from fmwsss.pipeline.stages import DATASET_INPUTS
+
+    if problems:
+        return f"damaged: {len(problems)} file(s)"
+    if done:
+        return "done"
+    if "val_ids" in DATASET_INPUTS[stage] and not ds.dataset.splits.get("val"):
+        return "not run (optional: no 'val' split)"
+    return "pending"
+
+
 def _cmd_status(args: argparse.Namespace) -> int:
+    from fmwsss.data.index import index_path
     from fmwsss.pipeline.integrity import entry_problems, repair_command
     from fmwsss.pipeline.stages import SCORES, STAGES
 
     plan = _load_plan(args.config)
-    if args.dataset and args.dataset not in plan.datasets:
-        raise ValueError(f"{args.config}: datasets.{args.dataset}: no such dataset (known: {', '.join(plan.datasets)})")
-    names = [args.dataset] if args.dataset else list(plan.datasets)
+    for name in args.dataset:
+        if name not in plan.datasets:
+            raise ValueError(f"{args.config}: datasets.{name}: no such dataset (known: {', '.join(plan.datasets)})")
     failed = 0
     damaged: set[str] = set()
-    for name in names:
+    for name in args.dataset or list(plan.datasets):
+        if not args.dataset and plan.config.datasets[name]["root"] is not None:
+            # every configured dataset is opened: say so before a first index build (30-60 s at full size)
+            print(f"fmwsss status: {name}: reading {index_path(plan.results, name)} (built or refreshed first if "
+                  f"the dataset's files changed; `fmwsss status NAME` reads only NAME)", file=sys.stderr, flush=True)
         ds = plan.datasets[name]
         if ds.error:
             print(f"{name}: unavailable: {ds.error}")
@@ -52,8 +71,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
         for stage in STAGES.values():
             done = Path(plan.product(name, stage.name)).exists()
             problems = entry_problems(plan.store(name, stage.name), full=args.verify)
-            state = f"damaged: {len(problems)} file(s)" if problems else "done" if done else "pending"
-            print(f"  {stage.name:<22} {ds.keys[stage.name]}  {state}")
+            print(f"  {stage.name:<22} {ds.keys[stage.name]}  {_stage_state(ds, stage.name, done, problems)}")
             for problem in problems or []:
                 print(f"    {problem}")
             if problems:
@@ -167,8 +185,15 @@ def build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser(
         "status",
         help="list each stage's current key and whether it is done, damaged (a file unlike its record) or pending",
+        description=(
+            "Each stage's current key and state: done, damaged (a file unlike its record), pending, or not run "
+            "(optional: no 'val' split) for the DeepLab stages of a dataset without a val split. A dataset is "
+            "read through its index results/<dataset>/index.sqlite, which is built or refreshed first where the "
+            "dataset's files changed (as any snakemake command does): only the datasets named, or, without a "
+            "name, every configured one, each announced on stderr before it is read."
+        ),
     )
-    status.add_argument("dataset", nargs="?", help="only this dataset (default: all configured)")
+    status.add_argument("dataset", nargs="*", help="datasets to show (default: every configured one)")
     status.add_argument("--config", default=DEFAULT_CONFIG, help="config file (default: %(default)s)")
     status.add_argument(
         "--verify", action="store_true",
@@ -204,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         try:
             code = args.func(args)
-        except (ConfigError, FileNotFoundError, ValueError, RuntimeError) as exc:
+        except (ConfigError, FileNotFoundError, PermissionError, ValueError, RuntimeError) as exc:
             print(f"fmwsss: error: {exc}", file=sys.stderr)
             code = 2
         sys.stdout.flush()  # a short output meets the closed pipe only here

@@ -7,8 +7,11 @@ Errors are raised (missing weights or files, unknown tags, bad config) for ``fmw
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ZERO_SHOT_WARNING = (
     "fmwsss seed: warning: no trained prompts given (--prompts or --run): using zero-shot CLIP-ES prompts, "
@@ -64,7 +67,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run_overlay(args: argparse.Namespace) -> int:
     """``fmwsss overlay IMAGE LABELS -o OUT``."""
-    from fmwsss.cli.single_image import dataset_class_names
+    from fmwsss.cli.tags import dataset_class_names
     from fmwsss.data.images import load_rgb
     from fmwsss.data.palette import load_label_png, voc_palette
     from fmwsss.pipeline.config import Config
@@ -82,11 +85,6 @@ def run_overlay(args: argparse.Namespace) -> int:
     return 0
 
 
-def parse_tags(text: str) -> list[str]:
-    """Comma-separated tag names, stripped, empty entries dropped."""
-    return [t.strip() for t in text.split(",") if t.strip()]
-
-
 def run_prompts(run: Path, config, dataset: str) -> Path:
     """``run/store/prompts_seg_train/<current key>/prompts.pt``; FileNotFoundError says how to make it."""
     from fmwsss.pipeline.plan import Plan
@@ -102,44 +100,83 @@ def run_prompts(run: Path, config, dataset: str) -> Path:
     return path
 
 
-def run_seed(args: argparse.Namespace) -> int:
-    """The ``seed`` command: validate everything cheap first, then load the models and run the chain."""
+@dataclass(frozen=True)
+class SeedInputs:
+    """What ``fmwsss seed`` was asked for, checked: everything but the models."""
+
+    config: Any  # fmwsss.pipeline.config.Config
+    dataset: str
+    settings: dict
+    class_names: tuple[str, ...]
+    classes: Any  # np.ndarray int64 (P,): the tagged class ids, ascending
+    rgb: Any  # np.ndarray uint8 (H, W, 3)
+    prompts: Path | None
+
+
+def _require_writable(path: Path, option: str) -> None:
+    """``path`` can be created: its folder exists and is writable (checked before minutes of model work)."""
+    folder = path.parent
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{option} {path}: folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise PermissionError(f"{option} {path}: folder {folder} is not writable")
+
+
+def check_seed_args(args: argparse.Namespace) -> SeedInputs:
+    """Check every argument of ``fmwsss seed`` without importing torch or any model code, so a typo is
+    reported at once: the config and dataset, the image (decoded), the tags (against the dataset's class
+    names, listed in the error), --run / --prompts, and the folders of -o / --overlay."""
+    from fmwsss.cli.tags import class_ids, dataset_class_names, parse_tags
     from fmwsss.data.images import load_rgb
-    from fmwsss.data.palette import palette_for, save_label_png
     from fmwsss.pipeline.config import Config
-    from fmwsss.devices import resolve_device
-    from fmwsss.cli.single_image import FineChain, class_ids, dataset_class_names
-    from fmwsss.prompts.learners import zero_shot_marker
 
     config = Config.from_file(args.config)
     dataset = args.dataset or (args.run.resolve().name if args.run else "demo")
     settings = config.settings(dataset)
+    rgb = load_rgb(args.image)
     class_names = dataset_class_names(config, dataset)
     classes = class_ids(parse_tags(args.tags), class_names)
-    rgb = load_rgb(args.image)
+    if args.run is not None and not args.run.is_dir():
+        raise FileNotFoundError(f"--run {args.run}: no such results folder (a pipeline's results/<dataset>)")
+    if args.prompts is not None and not args.prompts.is_file():
+        raise FileNotFoundError(f"--prompts {args.prompts}: prompts file not found")
+    _require_writable(args.output, "-o")
+    if args.overlay:
+        _require_writable(args.overlay, "--overlay")
     prompts = args.prompts or (run_prompts(args.run, config, dataset) if args.run else None)
-    if prompts is not None and not prompts.is_file():
-        raise FileNotFoundError(f"prompts file not found: {prompts}")
+    return SeedInputs(config, dataset, settings, class_names, classes, rgb, prompts)
+
+
+def run_seed(args: argparse.Namespace) -> int:
+    """The ``seed`` command: check every argument first (no torch import), then load the models and run."""
+    inputs = check_seed_args(args)
+
+    from fmwsss.cli import single_image
+    from fmwsss.data.palette import palette_for, save_label_png
+    from fmwsss.devices import resolve_device
+    from fmwsss.prompts.learners import zero_shot_marker
+    from fmwsss.sam.build import SamSpeed
+
+    prompts, class_names = inputs.prompts, inputs.class_names
     if prompts is None:
         print(ZERO_SHOT_WARNING, file=sys.stderr)
     elif zero_shot_marker(prompts):
         print(f"fmwsss seed: note: {prompts} holds no trained prompts (prompts_seg mode zero_shot): "
               f"zero-shot CLIP-ES prompts are used", file=sys.stderr)
-    tiny = [n for n in settings["models"].values() if n.startswith("tiny_")]
+    tiny = [n for n in inputs.settings["models"].values() if n.startswith("tiny_")]
     if tiny:
         print(f"fmwsss seed: note: {', '.join(tiny)} are random test models; the seed shows the plumbing, "
               f"not the method's quality", file=sys.stderr)
-
-    from fmwsss.sam.build import SamSpeed
-
-    runtime = config.runtime
-    chain = FineChain.load(settings, class_names, prompts, resolve_device(args.device or runtime["device"]),
-                           speed=SamSpeed.from_runtime(runtime))
-    result = chain.run(rgb, classes)
+    runtime = inputs.config.runtime
+    chain = single_image.FineChain.load(
+        inputs.settings, class_names, prompts, resolve_device(args.device or runtime["device"]),
+        speed=SamSpeed.from_runtime(runtime),
+    )
+    result = chain.run(inputs.rgb, inputs.classes)
     palette = palette_for(len(class_names))
     save_label_png(args.output, result.seed, palette)
     if args.overlay:
-        write_overlay(args.overlay, rgb, result.seed, palette, class_names)
+        write_overlay(args.overlay, inputs.rgb, result.seed, palette, class_names)
     print(summary_line(args.image.name, result, class_names, args.output, args.overlay))
     return 0
 

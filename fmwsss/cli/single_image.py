@@ -1,4 +1,5 @@
-"""The fine chain for one tagged image, in memory: SAM masks -> CAMs -> fine CAA -> SAMS seed (method §3, §8, §10).
+"""The fine chain for one tagged image, in memory: SAM masks -> CAMs -> fine CAA -> SAMS seed (docs/method.md §3,
+§8, §10).
 
 What ``fmwsss seed`` runs without Snakemake or a store: the same library calls as the ``sam_masks``,
 ``cams_fine_dump`` and ``seeds_fine`` stages, with the dataset's settings from ``config.yaml``, for a quick look
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -27,40 +27,6 @@ from fmwsss.cams.dump import ZeroShot, prompts_source
 from fmwsss.pipeline.stage_settings import caa_settings
 from fmwsss.sam.build import MaskGenerator, SamSpeed, build_generator
 from fmwsss.sam.types import ImageMasks
-
-
-class TagError(ValueError):
-    """An image tag that is not one of the dataset's class names; the message lists the valid ones."""
-
-
-def dataset_class_names(config, dataset: str) -> tuple[str, ...]:
-    """Foreground class names of ``dataset`` in ``config`` (a :class:`fmwsss.pipeline.config.Config`).
-
-    VOC, demo and COCO have fixed lists, so their data folder need not exist; a custom dataset is opened (its
-    class file is under its root) and any failure names the file.
-    """
-    from fmwsss.data import COCO_CLASS_NAMES, VOC_CLASS_NAMES, open_dataset
-    from fmwsss.pipeline.config import ConfigError
-
-    config.settings(dataset)  # raises ConfigError listing the known datasets
-    entry = config.datasets[dataset]
-    fixed = {"voc": VOC_CLASS_NAMES, "demo": VOC_CLASS_NAMES, "coco": COCO_CLASS_NAMES}
-    if entry["type"] in fixed:
-        return fixed[entry["type"]]
-    if entry["root"] is None:
-        raise ConfigError(f"{config.where}: datasets.{dataset}.root is not set; its class list lives under it")
-    return open_dataset(entry["type"], Path(entry["root"]), name=dataset, **entry["options"]).class_names
-
-
-def class_ids(tags: Sequence[str], class_names: Sequence[str]) -> np.ndarray:
-    """Sorted unique class ids (1..C) of the tag names; :class:`TagError` lists the valid names."""
-    index = {name: i + 1 for i, name in enumerate(class_names)}
-    unknown = [t for t in tags if t not in index]
-    if unknown:
-        raise TagError(f"unknown tag {unknown[0]!r}; valid tags are the dataset's classes: {', '.join(class_names)}")
-    if not tags:
-        raise TagError(f"no tags given; name at least one of: {', '.join(class_names)}")
-    return np.array(sorted({index[t] for t in tags}), dtype=np.int64)
 
 
 def build_text_head(clip_cam: ClipCam, prompts: str | os.PathLike | None, settings: dict,

@@ -1,4 +1,4 @@
-"""Class names of VOC and COCO, the COCO category-id map, and CLIP-ES prompt names (method.md §3, §13).
+"""Class names of VOC and COCO, the COCO category-id map, and CLIP-ES prompt names (docs/method.md §4, §13).
 
 Label convention everywhere in fmwsss: 0 = background, class ``i + 1`` = ``class_names[i]``, 255 = void.
 The CLIP-ES synonym lists are the names CLIP reads in the prompts; they are not the dataset's class names.

@@ -3,7 +3,7 @@
 ``root/JPEGImages/<id>.jpg``, ground truth in ``root/SegmentationClassAug`` (preferred, as the reference) or
 ``root/SegmentationClass``, id lists in ``root/ImageSets/Segmentation/{train,val}.txt`` and
 ``root/ImageSets/SegmentationAug/train_aug.txt``. Tags come from a JSON labels file (id -> class indices
-1..20) when given, else from the ground truth as the reference does (method.md §2): class c is present iff
+1..20) when given, else from the ground truth as the reference does (docs/method.md §2): class c is present iff
 a GT pixel has label c; 0 and 255 are dropped. Deriving them reads every GT PNG of the split once at open
 (~10k files for train_aug); pass ``cls_labels`` to skip that.
 """

@@ -1,4 +1,4 @@
-"""Confusion matrices and the split-level metrics of method.md §12 (one matrix accumulated over a split).
+"""Confusion matrices and the split-level metrics of docs/method.md §12 (one matrix accumulated over a split).
 
 Rows are ground truth, columns prediction. GT pixels equal to ``ignore`` are skipped; every other GT or
 predicted value must lie in ``0..num_classes-1`` (a seed with 255 in it is an error here, not a silent miss).

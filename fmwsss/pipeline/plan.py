@@ -29,6 +29,9 @@ LAYOUT_SECTIONS = frozenset({"data"})
 # Key inputs that describe the whole id set: in entry and set keys, never in a per-image key (which hashes the
 # image's own content digest and tags instead).
 SET_DIGESTS = frozenset({"ids", "images", "tags", "gt", "val_ids", "val_images", "val_gt"})
+# The README section that says which folder a dataset type's `root` names (other types: 'Adding a dataset').
+# tests/test_readme_sections.py checks that every README section a message names is a README heading.
+ROOT_HELP = {"voc": "Running on your data"}
 # What spec.json holds of the hashed spec (other fields are bookkeeping: key, dataset, version, refs, files).
 SPEC_FIELDS = ("stage", "version", "settings", "upstream", "inputs", "set_key")
 
@@ -138,9 +141,10 @@ class Plan:
 
         plan = DatasetPlan(name=name, settings=self.config.settings(name))
         if entry["root"] is None:
+            section = ROOT_HELP.get(entry["type"], "Adding a dataset")
             plan.error = (
                 f"datasets.{name}.root is not set in config.yaml: set it to the folder holding the "
-                f"{entry['type']} data (see README, 'Adding a dataset')"
+                f"{entry['type']} data (see README, '{section}')"
             )
             return plan
         path = index_path(self.results, name)

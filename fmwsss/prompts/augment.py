@@ -1,4 +1,4 @@
-"""Training augmentation for prompt learning (method §5), in the reference order.
+"""Training augmentation for prompt learning (docs/method.md §5), in the reference order.
 
 colour jitter -> random-range rescale (long side L in {288..480}, short side kept >= 224) -> random 224 crop
 -> horizontal flip. Label maps (segmentation prompts) follow every geometric step with nearest-neighbour.
@@ -68,7 +68,8 @@ def random_crop_flip(rgb: np.ndarray, label: np.ndarray | None, rng: np.random.G
 
 
 def augment(rgb: np.ndarray, label: np.ndarray | None, rng: np.random.Generator, cfg: AugConfig = AugConfig()):
-    """Full §5 pipeline on uint8 RGB (H, W, 3) and an optional label map (H, W) -> 224 x 224 crops."""
+    """The whole pipeline of docs/method.md §5 on uint8 RGB (H, W, 3) and an optional label map (H, W) -> 224 x 224
+    crops."""
     rgb = color_jitter(rgb, rng, cfg)
     rgb, label = random_rescale(rgb, label, rng, cfg)
     return random_crop_flip(rgb, label, rng, cfg)

@@ -34,12 +34,14 @@ class PromptConfig:
 
 
 def cls_prompt_config(fg_names: Sequence[str], bg_names: Sequence[str], seed: int = 0) -> PromptConfig:
-    """Classification prompts (§4): one shared 16-token context, name at the end, named bg words, std 0.015."""
+    """Classification prompts (docs/method.md §4): one shared 16-token context, name at the end, named bg words,
+    std 0.015."""
     return PromptConfig(tuple(fg_names), tuple(bg_names), 16, False, "end", 0.015, seed)
 
 
 def seg_prompt_config(fg_names: Sequence[str], n_bg: int, seed: int = 1) -> PromptConfig:
-    """Segmentation prompts (§4): a context per class, name in front, ``n_bg`` empty bg names, std 0.0125.
+    """Segmentation prompts (docs/method.md §4): a context per class, name in front, ``n_bg`` empty bg names,
+    std 0.0125.
 
     Its default seed (1, as config ``prompts_seg.seed``) differs from the classification prompts' (0): with one
     seed, class 0's segmentation context would be the classification context times 0.0125 / 0.015.

@@ -1,4 +1,4 @@
-"""Prompt-training losses (method §6), returned as (numerator, count) so micro-batches can share one mean.
+"""Prompt-training losses (docs/method.md §6), returned as (numerator, count) so micro-batches can share one mean.
 
 The count of either loss depends only on the labels, never on the graph, so a trainer that accumulates
 gradients over micro-batches can sum the counts first and divide every numerator by the total: the result is
@@ -30,7 +30,7 @@ def contrastive_count(labels: torch.Tensor) -> int:
 
 
 def multilabel_contrastive(fg_logits: torch.Tensor, labels: torch.Tensor) -> LossParts:
-    """Sum over valid (n, p) of -log(e^{S_p} / (e^{S_p} + sum_{j in Neg(n)} e^{S_j})) (§6.1).
+    """Sum over valid (n, p) of -log(e^{S_p} / (e^{S_p} + sum_{j in Neg(n)} e^{S_j})) (docs/method.md §6.1).
 
     ``fg_logits`` (N, C) raw scaled logits, ``labels`` bool (N, C). Other positives stay out of the
     denominator; images without a positive or without a negative are dropped.
@@ -52,13 +52,14 @@ def cam_loss_count(label_maps: torch.Tensor, image_index: torch.Tensor) -> int:
 
 def cam_activation(cams: torch.Tensor, image_index: torch.Tensor, class_ids: torch.Tensor,
                    label_maps: torch.Tensor, fg_weight: float = 1.0, bg_weight: float = 1.0) -> LossParts:
-    """CAM activation loss (§6.2): fg_weight sum_F |mu - m| + bg_weight sum_B max(m, 0), over all pairs, with N.
+    """CAM activation loss (docs/method.md §6.2): fg_weight sum_F |mu - m| + bg_weight sum_B max(m, 0), over all
+    pairs, with N.
 
     ``cams`` (P, h, w) raw Grad-CAMs, ``class_ids`` (P,) the label value of each pair's class in
     ``label_maps`` (N, H, W) (ignore = 255). m = CAM bilinearly upsampled to H x W; F = pixels of the class,
     B = every other valid pixel (other fg classes included); mu = stop_grad(max(0, max_F m)), 0 without F.
-    A pair whose class is absent from its map (image-tag positives, §13) has no F: only its bg term counts,
-    which pushes that CAM down over the whole crop.
+    A pair whose class is absent from its map (image-tag positives, docs/method.md §13) has no F: only its bg term
+    counts, which pushes that CAM down over the whole crop.
     """
     if cams.shape[0] == 0:
         return LossParts(cams.sum() * 0.0, 0)

@@ -1,4 +1,4 @@
-"""Prompt training loop (method §5): SGD on the context vectors only, resumable bit-for-bit.
+"""Prompt training loop (docs/method.md §5): SGD on the context vectors only, resumable bit-for-bit.
 
 Randomness is counter-based: the epoch order is a permutation drawn from (seed, epoch) and each sample's
 augmentation from (seed, iteration, slot), so the full random state at iteration k is (seed, k). A checkpoint
@@ -7,7 +7,7 @@ checkpoint k and resumed computes iterations k+1.. exactly as an uninterrupted r
 Classification (``task='cls'``): multi-label contrastive loss on image tags, no CAM needed.
 Segmentation (``task='seg'``): CAM activation loss against the coarse seeds through a double-backward
 Softmax-Grad-CAM; positives = classes in the augmented seed crop (``crop_labels``, VOC) or the image tags
-(``image_tags``, COCO, method §13: every image has a positive, so a crop of pure background still trains).
+(``image_tags``, COCO, docs/method.md §13: every image has a positive, so a crop of pure background still trains).
 """
 from __future__ import annotations
 

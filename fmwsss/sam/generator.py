@@ -1,6 +1,6 @@
 """Leveled automatic mask generation: SAM's grid-of-points generator that remembers each mask's level.
 
-FMA-WSSS (method.md §9) treats SAM's three multimask outputs per point as sub-part / part / whole (level
+FMA-WSSS (docs/method.md §9) treats SAM's three multimask outputs per point as sub-part / part / whole (level
 0 / 1 / 2) and biases the stock filters per level: a whole mask passes the quality filter more easily
 (``level_iou_offsets``) and wins within-crop NMS (``level_nms_offsets``); the rock-sand-water filter then
 drops parts already covered by a whole. With every offset 0 and ``rsw_thresh=None`` the output equals

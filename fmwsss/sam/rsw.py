@@ -1,6 +1,6 @@
 """Rock-sand-water (RSW) filter: keep part masks only where no whole-object mask already covers them.
 
-FMA-WSSS (method.md §9 step 6) calls whole masks rocks, parts sand and sub-parts water: the container starts
+FMA-WSSS (docs/method.md §9 step 6) calls whole masks rocks, parts sand and sub-parts water: the container starts
 with every level-2 mask; each level-1 mask, then each level-0 mask, is kept iff at most ``thresh`` of it lies
 inside any single container mask, and the kept masks of a level join the container only after the whole
 level is checked (masks of one level are never compared with each other). An empty container adopts the

@@ -1,4 +1,4 @@
-"""CAM -> per-pixel score, and the argmax seed used to monitor CAM quality (method.md §3).
+"""CAM -> per-pixel score, and the argmax seed used to monitor CAM quality (docs/method.md §3).
 
 The score is the reference's: resize the CAM bilinearly to the image (``align_corners=False``, as
 ``F.interpolate``), clamp at 0, then min-max normalise each class over space with a ``1e-7`` epsilon, so a
@@ -22,7 +22,8 @@ import torch
 
 from fmwsss.devices import resolve_device
 
-#: Epsilon of the reference's min-max normalisation (``(x - min) / (max - min + EPS)``), §3 and §10 alike.
+#: Epsilon of the reference's min-max normalisation (``(x - min) / (max - min + EPS)``), docs/method.md §3 and §10
+#: alike.
 EPS = 1e-7
 
 ArrayLike = np.ndarray | torch.Tensor

@@ -1,4 +1,4 @@
-"""SAMS: label every SAM mask from the CAMs, then paint the masks into a dense seed map (method.md §10).
+"""SAMS: label every SAM mask from the CAMs, then paint the masks into a dense seed map (docs/method.md §10).
 
 Per image: score = CAM resized to the image, clamped at 0 and min-max normalised per class over space (the
 reference's ``norm_first`` path; the spatial min-max is a positive affine map per class, which the later

@@ -1,6 +1,6 @@
 """Stage II segmenters: torchvision's DeepLabV3 (ResNet-101/50, output stride 8) and a tiny test model.
 
-The reference trains Mask2Former through an unpublished mmsegmentation fork (method.md §11); torchvision's
+The reference trains Mask2Former through an unpublished mmsegmentation fork (docs/method.md §11); torchvision's
 stock DeepLabV3 stands in for it. ImageNet backbone weights come only through torchvision's weight enums,
 read from torch's hub cache (``$TORCH_HOME/hub/checkpoints``) or ``weights_dir``; the ``tiny`` model is
 random-initialised, never pretrained, and exists for tests and the laptop demo.

@@ -104,7 +104,7 @@ def test_gradcheck_cam_loss_double_backward():
 
 
 def test_cam_loss_tag_positive_absent_from_the_crop_and_term_weights():
-    # COCO (method §13): positives are the image tags, so a tagged class may have no pixel in the seed crop
+    # COCO (docs/method.md §13): positives are the image tags, so a tagged class may have no pixel in the seed crop
     cams = torch.tensor([[[0.5, 0.2], [0.4, 0.9]], [[-0.1, 0.3], [0.2, 0.7]]])
     labels = torch.tensor([[[1, 1], [0, 255]]])  # 2x2 = CAM size: the bilinear resize is the identity
     pairs = torch.tensor([0, 0]), torch.tensor([1, 3])  # class 3 is a tag with no pixel here

@@ -11,7 +11,7 @@ from segment_anything.modeling import Sam
 from fmwsss.models.sam import load_sam
 from fmwsss.models.tiny_sam import create_tiny_sam
 
-#: The method's generator settings (method.md §9) with the demo's small point grid and no crops.
+#: The method's generator settings (docs/method.md §9) with the demo's small point grid and no crops.
 DEMO_SETTINGS = dict(
     points_per_side=8,
     pred_iou_thresh=0.86,

@@ -1,4 +1,4 @@
-"""The reference's CAM score and per-pixel argmax seed (method.md §3)."""
+"""The reference's CAM score and per-pixel argmax seed (docs/method.md §3)."""
 from __future__ import annotations
 
 import numpy as np

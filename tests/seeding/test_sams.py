@@ -108,7 +108,7 @@ def random_case(seed: int, height: int = 37, width: int = 53, n: int = 25, p: in
 
 
 def loop_reference(masks, levels, cams, classes, size, gamma):
-    """Per-mask loop straight from method.md §10 (plus the reference's spatial min-max)."""
+    """Per-mask loop straight from docs/method.md §10 (plus the reference's spatial min-max)."""
     x = torch.nn.functional.interpolate(torch.as_tensor(cams)[None], size=size, mode="bilinear")[0].clamp_min(0)
     x = ((x - x.amin((1, 2), keepdim=True)) / (x.amax((1, 2), keepdim=True) - x.amin((1, 2), keepdim=True) + 1e-7))
     x = x.double().numpy()

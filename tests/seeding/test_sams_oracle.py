@@ -8,7 +8,7 @@ at patch resolution), not values measured on one sample.
 Setup shared by all cases:
 - Masks are the GT's connected regions: for every label value except 255 (background 0 included), the
   8-connected components of ``gt == value`` (``cv2.connectedComponents``). Void pixels (255) belong to NO
-  mask, so SAMS leaves them background (0); they are ignored when scoring, as in method.md §12.
+  mask, so SAMS leaves them background (0); they are ignored when scoring, as in docs/method.md §12.
 - CAMs are given at FULL image resolution (P, H, W), so SAMS's bilinear resize is the identity (one case uses
   the patch grid instead, to exercise the resize); one map per
   tagged class of ``labels.json`` (which equals the GT's classes on this sample: checked below).

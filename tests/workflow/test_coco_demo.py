@@ -64,3 +64,20 @@ def test_coco_preset_settings_reached_the_stages(coco_run):
     assert seg["positives"] == "image_tags" and not seg["class_specific"] and seg["name_position"] == "end"
     fine = json.loads((coco_run / "results/coco_demo/cams_fine/metrics.json").read_text())
     assert fine["cam_raw"] == fine["cam_caa"]  # no CAA in the fine stage: the raw CAM is passed through
+
+
+def test_make_demo_coco_report_builds_on_a_run_to_the_seeds(demo_run, tmp_path):
+    """`make demo-coco` ends with `fmwsss report coco_demo`: on a run that stops at the seeds (no val split, no
+    segmenter) it builds, says the models were tiny, and names its index.html once."""
+    import contextlib
+    import io
+
+    from fmwsss.cli.main import main
+
+    wd = demo_run.copy(tmp_path / "wd")
+    out = io.StringIO()
+    with contextlib.chdir(wd.path), contextlib.redirect_stdout(out):
+        assert main(["report", "coco_demo"]) == 0
+    assert out.getvalue().count("results/coco_demo/report/index.html") == 1, out.getvalue()
+    html = (wd.path / "results/coco_demo/report/index.html").read_text()
+    assert 'id="tiny-banner"' in html and "tiny_clip" in html
