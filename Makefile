@@ -40,6 +40,8 @@ data: data/voc_sample/labels.json data/coco_sample/labels.json  ## copy the VOC 
 data-coco: data/coco_sample/labels.json  ## copy only the 12-image COCO sample into data/ (git-ignored)
 
 DEMO_IMAGE ?= 2007_000032
+# When this make started (read once, at parse time): `make demo` ends with its wall time.
+MAKE_START := $(shell date +%s)
 
 demo: data  ## the pipeline on the VOC demo images with TINY RANDOM TEST WEIGHTS (not a real result)
 	@echo "== make demo: TINY RANDOM-WEIGHT test models on the 24 VOC demo images: this shows the mechanics, not the"
@@ -52,6 +54,7 @@ demo: data  ## the pipeline on the VOC demo images with TINY RANDOM TEST WEIGHTS
 	@echo "== segmenter trained on the seeds, scored on the 8 val images: results/demo/deeplab/metrics.json"
 	@echo "== an overlay picture: results/demo/overlay_$(DEMO_IMAGE).png"
 	$(BIN)/fmwsss report demo
+	@echo "== make demo: done in $$(( $$(date +%s) - $(MAKE_START) )) s wall"
 
 demo-coco: data-coco  ## the coco preset on the COCO sample with TINY RANDOM TEST WEIGHTS (mechanics only)
 	@echo "== make demo-coco: TINY RANDOM-WEIGHT test models on the 12 COCO demo images (coco preset, run to the seeds):"

@@ -1,6 +1,7 @@
 """What `make demo` and `make demo-coco` run, in order, read from make's own dry run (`make -n`): both say first
 that the models are tiny random-weight ones, both end with the HTML report, and the report's path is printed
-once (by `fmwsss report`, whose log line ends with it), not echoed again by the Makefile."""
+once (by `fmwsss report`, whose log line ends with it), not echoed again by the Makefile; `make demo` then
+prints its wall time."""
 from __future__ import annotations
 
 import shutil
@@ -35,5 +36,8 @@ def test_demo_targets_warn_first_and_end_with_the_report_named_once(target, data
     run = _index(lines, f"snakemake --cores all results/{dataset}/seeds")
     banner = _index(lines, f'echo "== make {target}: TINY RANDOM-WEIGHT test models')
     report = _index(lines, f"fmwsss report {dataset}")
-    assert banner < run < report == len(lines) - 1, lines
+    assert banner < run < report, lines
+    after = [line for line in lines[report + 1:] if not line.startswith(f'echo "== make {target}: done in $((')]
+    assert after == [], lines  # only the wall time follows the report
+    assert target != "demo" or lines[-1].startswith('echo "== make demo: done in $(('), lines
     assert not [line for line in lines if f"results/{dataset}/report" in line], lines
