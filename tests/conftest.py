@@ -64,5 +64,6 @@ def demo_attempt(tmp_path_factory):
 @pytest.fixture
 def demo_run(demo_attempt):
     """The shared finished run, for every test that reads one (workflow tests, the benchmarks' smoke runs);
-    if it failed, the first such test fails with its last log lines and the others are skipped."""
+    if it failed, they are skipped naming the failure (tests/workflow/test_shared_run_builds.py fails with
+    its last log lines). Module-scoped fixtures call ``demo_attempt.get()`` themselves."""
     return demo_attempt.get()

@@ -2,8 +2,9 @@
 
 Why: when the suite's one end-to-end run failed (a timeout on a busy machine), pytest re-raised it in every
 test that used it: 41 errors for one cause, with the cause buried. An :class:`Attempt` builds the run once
-and never raises from the session fixture; the first test that asks for a failed run fails with the run's
-last log lines, every later one is skipped naming the failure.
+and never raises from the session fixture: one test (``tests/workflow/test_shared_run_builds.py``) fails with
+the run's last log lines, and every test or module fixture that asks for the failed run is skipped naming
+the failure.
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ def describe(exc: BaseException) -> str:
     """What went wrong, with the last lines the run wrote."""
     if isinstance(exc, subprocess.TimeoutExpired):
         return (f"timed out after {exc.timeout:.0f} s (on a slow or busy machine raise FMWSSS_TEST_TIMEOUT_SCALE, "
-                f"see README 'Development'); the run was killed with its jobs. Last lines:\n"
+                f"see README 'Development'); the run was killed with its jobs.\nLast lines:\n"
                 f"{tail(exc.stdout)}\n{tail(exc.stderr)}")
     first, _, rest = str(exc).partition("\n")
     return f"{type(exc).__name__}: {first}" + (f"\n...\n{tail(rest)}" if rest else "")
@@ -40,17 +41,18 @@ class Attempt:
     name: str
     value: Any = None
     error: str | None = None
-    reported: bool = False
 
     def get(self) -> Any:
-        """The value; for a failed run, fail the first caller with the whole description and skip the rest."""
-        if self.error is None:
-            return self.value
-        if not self.reported:
-            self.reported = True
+        """The value; a failed run skips the caller (a test or a fixture of any scope), naming the failure."""
+        if self.error is not None:
+            pytest.skip(f"the shared {self.name} failed (tests/workflow/test_shared_run_builds.py has its log): "
+                        f"{self.error.splitlines()[0]}")
+        return self.value
+
+    def require(self) -> None:
+        """Fail with the whole description if the run failed: the one test that reports it."""
+        if self.error is not None:
             pytest.fail(f"the shared {self.name} failed: {self.error}", pytrace=False)
-        pytest.skip(f"the shared {self.name} failed (reported by the first test that used it): "
-                    f"{self.error.splitlines()[0]}")
 
 
 def attempt(name: str, build: Callable[[], Any]) -> Attempt:

@@ -305,8 +305,8 @@ def test_snakemake_targets_are_not_swallowed_by_options():
 
 
 @pytest.fixture(scope="module")
-def readme_run(demo_run, tmp_path_factory) -> Workdir:
-    return demo_run.copy(tmp_path_factory.mktemp("readme") / "wd")
+def readme_run(demo_attempt, tmp_path_factory) -> Workdir:
+    return demo_attempt.get().copy(tmp_path_factory.mktemp("readme") / "wd")
 
 
 @pytest.mark.e2e

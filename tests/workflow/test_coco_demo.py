@@ -16,7 +16,8 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def coco_run(demo_run) -> Path:
+def coco_run(demo_attempt) -> Path:
+    demo_run = demo_attempt.get()
     assert (demo_run.path / "results/coco_demo/seeds").is_dir(), "the session run did not build coco_demo seeds"
     return demo_run.path
 

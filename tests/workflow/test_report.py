@@ -42,9 +42,9 @@ def _thumbs(wd: Workdir) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def report_run(demo_run, tmp_path_factory) -> dict:
+def report_run(demo_attempt, tmp_path_factory) -> dict:
     """A copy of the demo run: report via Snakemake, then a γ change, seeds rerun, report via the CLI."""
-    wd = demo_run.copy(tmp_path_factory.mktemp("report") / "wd")
+    wd = demo_attempt.get().copy(tmp_path_factory.mktemp("report") / "wd")
     before = os.readlink(wd.path / "results/demo/seeds")
     out = wd.snakemake("--cores", "1", "results/demo/report").stderr
     ran = sorted(set(re.findall(r"^(?:local)?rule (\w+):", out, re.M)))
