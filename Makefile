@@ -70,14 +70,17 @@ demo-pretrained: data  ## the same with the real CLIP ViT-B/16 and SAM ViT-H wei
 	$(BIN)/fmwsss status demo_pretrained
 	@echo "== seeds: results/demo_pretrained/seeds/, metrics: results/demo_pretrained/seeds/metrics.json"
 
+# Test processes (pytest-xdist): the suite's subprocess-heavy tests overlap well on 2 cores; 0 runs them in one.
+TEST_WORKERS ?= 2
+
 test: $(BIN)/fmwsss  ## the test suite (unit, equivalence, oracle, end-to-end workflow) without the long tests
-	$(BIN)/python -m pytest -q -m "not long" --durations=15
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) -m "not long" --durations=15
 
 test-long: $(BIN)/fmwsss  ## the long tests only (the fast SAM generator at paper settings on all 24 demo images)
 	$(BIN)/python -m pytest -q -m long
 
 test-fast: $(BIN)/fmwsss  ## the suite without tests marked slow
-	$(BIN)/python -m pytest -q -m "not slow and not long"
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) -m "not slow and not long"
 
 install-browser:  ## apt-install Debian's chromium + chromium-driver for the report's browser test (root)
 	command -v chromedriver >/dev/null || { apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium chromium-driver; }

@@ -53,12 +53,13 @@ def load_rgb():
 
 @pytest.fixture(scope="session")
 def demo_attempt(tmp_path_factory):
-    """The suite's one end-to-end run of the tiny pipeline (tests/workflow/conftest.py), built once; it never
-    raises (tests/shared_run.py)."""
-    from tests.shared_run import attempt
-    from tests.workflow.conftest import run_demo
+    """The suite's one end-to-end run of the tiny pipeline (tests/workflow/conftest.py), built once per test
+    session, by the first pytest-xdist worker that needs it (the others wait for it and read the same
+    folder); it never raises (tests/shared_run.py)."""
+    from tests.shared_run import shared_attempt
+    from tests.workflow.conftest import Workdir, run_demo
 
-    return attempt("demo run", lambda: run_demo(tmp_path_factory))
+    return shared_attempt("demo run", tmp_path_factory, lambda: run_demo(tmp_path_factory).path, Workdir)
 
 
 @pytest.fixture

@@ -8,9 +8,13 @@ the failure.
 """
 from __future__ import annotations
 
+import fcntl
+import json
+import os
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -61,3 +65,25 @@ def attempt(name: str, build: Callable[[], Any]) -> Attempt:
         return Attempt(name, value=build())
     except Exception as exc:  # noqa: BLE001 - reported through Attempt.get, once
         return Attempt(name, error=describe(exc))
+
+
+def shared_attempt(name: str, tmp_path_factory: pytest.TempPathFactory, build: Callable[[], Path],
+                   wrap: Callable[[Path], Any]) -> Attempt:
+    """:func:`attempt` of a run that ``build`` makes in a folder, once per test session also under
+    pytest-xdist: the first worker to ask builds it under a lock in the session's shared temp folder and
+    records the folder (or the failure); the others wait on the lock and read the record."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker is None:
+        return attempt(name, lambda: wrap(build()))
+    shared = tmp_path_factory.getbasetemp().parent  # pytest-N/, the parent of every worker's popen-gwK/
+    record = shared / f"{name.replace(' ', '_')}.json"
+    with open(shared / f"{record.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not record.is_file():
+            built = attempt(name, build)
+            record.write_text(json.dumps({"path": None if built.error else str(built.value), "error": built.error,
+                                          "worker": worker}))
+        state = json.loads(record.read_text())
+    if state["error"] is not None:
+        return Attempt(name, error=f"{state['error']} (built by xdist worker {state['worker']})")
+    return Attempt(name, value=wrap(Path(state["path"])))
