@@ -27,6 +27,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.processes import scaled
 from tests.samples import sample_dir
 
 from .slurm_profile import SHIPPED, ROOT, allowed, changed_paths, for_test_cluster, load
@@ -96,7 +97,7 @@ class Run:
     def snakemake(self, *args: str, env: dict | None = None, timeout: int = RUN_TIMEOUT) -> subprocess.CompletedProcess:
         proc = subprocess.run(
             [str(BIN / "snakemake"), "-s", str(ROOT / "Snakefile"), *args],
-            cwd=self.path, env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=timeout,
+            cwd=self.path, env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=scaled(timeout),
         )
         self.log += proc.stdout + proc.stderr
         return proc
@@ -304,7 +305,7 @@ def test_slurm_outputs_equal_local_run(slurm_run, local_run):
 
 
 def _wait(predicate, timeout: float, what: str, proc: subprocess.Popen | None = None, log: Path | None = None):
-    end = time.monotonic() + timeout
+    end = time.monotonic() + scaled(timeout)
     while time.monotonic() < end:
         if predicate():
             return
