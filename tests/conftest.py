@@ -2,11 +2,20 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 
 from tests.samples import sample_dir
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Under pytest-xdist each worker gets one core's worth of torch threads (N workers on N cores), and
+    # OpenMP threads sleep instead of spinning while they wait: a spinning OpenMP pool on an oversubscribed
+    # machine (two workers, their Snakemake jobs, other work) slowed the SAM equivalence tests sevenfold.
+    # Both are inherited by the subprocesses (jobs still set their own thread count); neither changes a result.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 @pytest.fixture(scope="session")
