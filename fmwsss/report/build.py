@@ -86,9 +86,11 @@ def build_report(run: collect.RunView, out: Path | None = None, cache_dir: Path 
                                                          f"confusion: {label}"))
                 heatmaps.append((name, f"confusion matrix: {label}"))
         tables, mious = collect.per_class_iou(current)
+        scored = {label: f"{collect.split_name(data['split'])}, {len(data['images'])} images"
+                  for label, data in scores.items()}
         sections = [
             html.summary_section(run, current, len(run.dataset.ids)),
-            html.iou_section(tables, class_names, mious),
+            html.iou_section(tables, class_names, mious, scored),
             html.plots_section("Confusion matrices", "confusion", heatmaps, "No ground truth scored yet."),
             html.plots_section("Training curves", "curves", curves, "No training stage has a loss.csv yet."),
             html.variants_section(variants, run.specs),
