@@ -186,6 +186,15 @@ def scores(run: RunView) -> dict[str, dict]:
     return found
 
 
+def background_shares(confusion: list[list[int]]) -> tuple[float, float] | None:
+    """(share of the predicted pixels that are background, share of the ground-truth pixels that are) of a
+    confusion matrix (rows ground truth, columns prediction); None when it counts no pixel."""
+    total = sum(map(sum, confusion))
+    if not total:
+        return None
+    return sum(row[0] for row in confusion) / total, sum(confusion[0]) / total
+
+
 def loss_curves(run: RunView) -> dict[str, list[tuple[int, float]]]:
     """title -> (iteration, loss) rows of each current training stage's loss.csv."""
     curves = {}

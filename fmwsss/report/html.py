@@ -7,7 +7,7 @@ from __future__ import annotations
 from html import escape
 from typing import Any, Mapping, Sequence
 
-from fmwsss.report.collect import Entry, RunView, scored_on
+from fmwsss.report.collect import Entry, RunView, background_shares, scored_on, split_name
 from fmwsss.report.settings_diff import format_value, settings_diff
 
 VARIANT_DIFF_LIMIT = 12  # settings shown per variant row; the linked spec.json has all of them
@@ -66,7 +66,29 @@ def _scored_on(e: Entry, run: RunView) -> str:
     return "–" if found is None else f"scored on {escape(found[0])}, {found[1]} images"
 
 
-def summary_section(run: RunView, current: Mapping[str, Entry], num_images: int) -> str:
+MOSTLY_BACKGROUND = 0.95  # a prediction this much background is (nearly) black: the pages say why
+
+
+def segmenter_note(run: RunView, scores: Mapping[str, dict]) -> str:
+    """A paragraph when the segmenter predicts (nearly) only background on val, so that its black gallery
+    cells are explained where they are seen; with tiny random-weight models, why that is expected."""
+    found = background_shares(scores["segmenter"]["confusion"]) if "segmenter" in scores else None
+    if found is None or found[0] < MOSTLY_BACKGROUND:
+        return ""
+    predicted, truth = found
+    seeds = background_shares(scores["seeds fine"]["confusion"]) if "seeds fine" in scores else None
+    seeds_text = f"; the fine seeds it learns from: {_pct(seeds[0])} %" if seeds else ""
+    text = (f"The segmenter predicts background on {_pct(predicted)} % of the "
+            f"{escape(split_name(scores['segmenter']['split']))} pixels (ground truth: {_pct(truth)} %{seeds_text}).")
+    if run.tiny_models:
+        text += (" Its seeds come from the tiny random-weight models: which object class a seed region holds is "
+                 "not predictable from the region's pixels, so on images it has not seen the segmenter falls back "
+                 "to the seeds' most frequent class, background. This is expected of the test models; with real "
+                 "weights (make demo-pretrained) the seeds carry the objects.")
+    return f'<p class="note" id="segmenter-note">{text}</p>'
+
+
+def summary_section(run: RunView, current: Mapping[str, Entry], num_images: int, note: str = "") -> str:
     ds = run.dataset
     rows = []
     for stage, e in current.items():
@@ -84,7 +106,7 @@ def summary_section(run: RunView, current: Mapping[str, Entry], num_images: int)
         f'<tr><th>models</th><td>{escape(", ".join(f"{k}: {v}" for k, v in run.settings["models"].items()))}</td></tr>'
         f'<tr><th>run time</th><td>{_seconds(total)} (sum of the jobs\' benchmark times)</td></tr></table>'
         f'<table id="stages"><tr><th>stage</th><th>key</th><th>state</th><th>settings</th><th>run time</th>'
-        f'<th>metrics (%)</th><th>images</th></tr>{"".join(rows)}</table>'
+        f'<th>metrics (%)</th><th>images</th></tr>{"".join(rows)}</table>{note}'
     )
 
 
@@ -149,8 +171,8 @@ def index_page(run: RunView, sections: Sequence[str]) -> str:
     return _page(f"fmwsss report: {run.name}", body)
 
 
-def gallery_page(run: RunView, legend: Sequence[tuple[str, tuple[int, int, int]]]) -> str:
-    """The gallery shell; gallery.js fills the table from gallery-data.js."""
+def gallery_page(run: RunView, legend: Sequence[tuple[str, tuple[int, int, int]]], note: str = "") -> str:
+    """The gallery shell; gallery.js fills the table from gallery-data.js. ``note``: :func:`segmenter_note`."""
     chips = "".join(f'<span style="background: rgb{rgb}; color: {"#000" if sum(rgb) > 380 else "#fff"}">'
                     f'{escape(name)}</span>' for name, rgb in legend)
     body = (f'<h1>fmwsss gallery: {escape(run.name)}</h1>{_banner(run)}<nav><a href="index.html">summary</a></nav>'
@@ -161,7 +183,7 @@ def gallery_page(run: RunView, legend: Sequence[tuple[str, tuple[int, int, int]]
             f'<div class="legend">labels: {chips}</div><p class="muted">CAM heatmaps: jet colour map over the grey '
             f'photo, each divided by its maximum. SAM masks: red whole, green part, blue sub-part; smaller masks '
             f'on top. A segmenter prediction that is (nearly) all background, which is black, says so '
-            f'under it. Click a thumbnail to enlarge it.</p><table id="gallery"><thead><tr></tr></thead><tbody></tbody></table>')
+            f'under it. Click a thumbnail to enlarge it.</p>{note}<table id="gallery"><thead><tr></tr></thead><tbody></tbody></table>')
     return _page(f"fmwsss gallery: {run.name}", body, scripts=("gallery-data.js", "gallery.js"))
 
 

@@ -1,7 +1,7 @@
 """What the report reads from disk: benchmark times and headline metrics (hand-made files)."""
 from __future__ import annotations
 
-from fmwsss.report.collect import bench_seconds, headline, scored_on, split_name
+from fmwsss.report.collect import background_shares, bench_seconds, headline, scored_on, split_name
 
 TSV_HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
 
@@ -46,3 +46,11 @@ def test_scored_on_names_the_split_and_the_images_scored():
 def test_split_name_drops_the_dataset_and_the_note():
     assert split_name("demo: all (24 images with ground truth)") == "all"
     assert split_name("demo_pretrained: val") == "val"
+
+
+def test_background_shares_of_predictions_and_of_ground_truth():
+    confusion = [[50, 10, 0],  # GT background: 60 pixels
+                 [30, 5, 0],  # GT class 1: 35
+                 [5, 0, 0]]  # GT class 2: 5
+    assert background_shares(confusion) == (85 / 100, 60 / 100)
+    assert background_shares([[0, 0], [0, 0]]) is None
