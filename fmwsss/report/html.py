@@ -77,14 +77,16 @@ def segmenter_note(run: RunView, scores: Mapping[str, dict]) -> str:
         return ""
     predicted, truth = found
     seeds = background_shares(scores["seeds fine"]["confusion"]) if "seeds fine" in scores else None
-    seeds_text = f"; the fine seeds it learns from: {_pct(seeds[0])} %" if seeds else ""
+    seeds_text = (f"; the fine seeds on {escape(split_name(scores['seeds fine']['split']))}, "
+                  f"{len(scores['seeds fine']['images'])} images: {_pct(seeds[0])} %" if seeds else "")
     text = (f"The segmenter predicts background on {_pct(predicted)} % of the "
             f"{escape(split_name(scores['segmenter']['split']))} pixels (ground truth: {_pct(truth)} %{seeds_text}).")
     if run.tiny_models:
-        text += (" Its seeds come from the tiny random-weight models: which object class a seed region holds is "
-                 "not predictable from the region's pixels, so on images it has not seen the segmenter falls back "
-                 "to the seeds' most frequent class, background. This is expected of the test models; with real "
-                 "weights (make demo-pretrained) the seeds carry the objects.")
+        text += (" Its seeds come from the tiny random-weight models: a seed region's class is one of its image's "
+                 "tags, picked by random features, so what decides it is the tags, which the segmenter never sees. "
+                 "On images it has not seen it falls back to the seeds' most frequent class, background; trained "
+                 "longer it converges there (docs/method.md §14). Expected of the test models; with real weights "
+                 "(make demo-pretrained) the seeds follow the objects.")
     return f'<p class="note" id="segmenter-note">{text}</p>'
 
 
@@ -183,7 +185,8 @@ def gallery_page(run: RunView, legend: Sequence[tuple[str, tuple[int, int, int]]
             f'<div class="legend">labels: {chips}</div><p class="muted">CAM heatmaps: jet colour map over the grey '
             f'photo, each divided by its maximum. SAM masks: red whole, green part, blue sub-part; smaller masks '
             f'on top. A segmenter prediction that is (nearly) all background, which is black, says so '
-            f'under it. Click a thumbnail to enlarge it.</p>{note}<table id="gallery"><thead><tr></tr></thead><tbody></tbody></table>')
+            f'under it. Click a thumbnail to enlarge it.</p>{note}'
+            f'<table id="gallery"><thead><tr></tr></thead><tbody></tbody></table>')
     return _page(f"fmwsss gallery: {run.name}", body, scripts=("gallery-data.js", "gallery.js"))
 
 

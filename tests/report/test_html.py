@@ -30,10 +30,12 @@ def _run(tiny: bool) -> RunView:
 
 
 def test_segmenter_note_only_when_it_predicts_nearly_all_background():
-    seeds = {"split": "demo: all (24 images with ground truth)", "confusion": [[70, 10], [20, 0]]}
+    seeds = {"split": "demo: all (2 images with ground truth)", "confusion": [[70, 10], [20, 0]],
+             "images": {"a": {}, "b": {}}}
     black = {"split": "demo: val", "confusion": [[60, 0], [39, 1]]}  # 99 % of the predictions background
     note = segmenter_note(_run(tiny=True), {"segmenter": black, "seeds fine": seeds})
-    assert "background on 99.0 % of the val pixels (ground truth: 60.0 %; the fine seeds it learns from: 90.0 %)" in note
+    assert ("background on 99.0 % of the val pixels (ground truth: 60.0 %; the fine seeds on all, 2 images: "
+            "90.0 %)") in note
     assert "random-weight" in note
     assert "random-weight" not in segmenter_note(_run(tiny=False), {"segmenter": black})
     coloured = {"split": "demo: val", "confusion": [[50, 10], [20, 20]]}  # 70 %: no note

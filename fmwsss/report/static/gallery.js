@@ -37,18 +37,22 @@
     return el;
   }
 
-  const zoomBox = document.createElement("div");
-  zoomBox.id = "zoom"; zoomBox.hidden = true;
-  const zoomImg = document.createElement("img");
-  const zoomCaption = document.createElement("div");
-  zoomBox.append(zoomImg, zoomCaption);
-  document.body.appendChild(zoomBox);
+  let zoomBox = null;  // made on the first click: an <img> without a source would count as a broken image
   function zoom(src, caption) {
-    zoomImg.src = src; zoomImg.alt = caption; zoomImg.className = src.endsWith(".png") ? "labels" : ""; zoomCaption.textContent = caption + " (click or Esc to close)";
+    if (zoomBox === null) {
+      zoomBox = document.createElement("div");
+      zoomBox.id = "zoom";
+      zoomBox.append(document.createElement("img"), document.createElement("div"));
+      zoomBox.addEventListener("click", () => { zoomBox.hidden = true; });
+      document.addEventListener("keydown", e => { if (e.key === "Escape") zoomBox.hidden = true; });
+      document.body.appendChild(zoomBox);
+    }
+    const [big, text] = zoomBox.children;
+    big.src = src; big.alt = caption;
+    big.className = src.endsWith(".png") ? "labels" : "";  // label maps stay crisp when enlarged
+    text.textContent = caption + " (click or Esc to close)";
     zoomBox.hidden = false;
   }
-  zoomBox.addEventListener("click", () => { zoomBox.hidden = true; });
-  document.addEventListener("keydown", e => { if (e.key === "Escape") zoomBox.hidden = true; });
 
   const sortSel = document.getElementById("sort");
   sortSel.value = sort;
@@ -63,7 +67,8 @@
 
   const head = document.querySelector("#gallery thead tr");
   const titles = Object.fromEntries(G.columns.map(c => [c.name, c.title]));
-  for (const title of ["id", "tags", ...G.scores.map(s => (titles[s] || s) + " mIoU"), ...G.columns.map(c => c.title)]) {
+  const scoreTitles = G.scores.map(s => (titles[s] || s) + " mIoU");
+  for (const title of ["id", "tags", ...scoreTitles, ...G.columns.map(c => c.title)]) {
     const th = document.createElement("th"); th.textContent = title; head.appendChild(th);
   }
   const body = document.querySelector("#gallery tbody");
@@ -93,7 +98,8 @@
           td.appendChild(img(`${col.dir}/${row.id}${row.have[col.name]}${col.ext}`, `${col.title} ${row.id}`));
           const fg = (row.foreground || {})[col.name];
           if (fg !== undefined && fg < 0.05) {  // a (nearly) black square: say what it is
-            td.appendChild(note(fg === 0 ? "all background" : `${(100 * (1 - fg)).toFixed(1)} % background`));
+            const share = fg === 0 ? "all" : fg < 0.001 ? "over 99.9 %" : `${(100 * (1 - fg)).toFixed(1)} %`;
+            td.appendChild(note(`${share} background`));
           }
         }
       } else if (col.name === "segmenter" && !row.val) {
