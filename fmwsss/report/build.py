@@ -86,15 +86,18 @@ def build_report(run: collect.RunView, out: Path | None = None, cache_dir: Path 
                                                          f"confusion: {label}"))
                 heatmaps.append((name, f"confusion matrix: {label}"))
         tables, mious = collect.per_class_iou(current)
+        scored = {label: f"{collect.split_name(data['split'])}, {len(data['images'])} images"
+                  for label, data in scores.items()}
+        note = html.segmenter_note(run, scores)
         sections = [
-            html.summary_section(run, current, len(run.dataset.ids)),
-            html.iou_section(tables, class_names, mious),
+            html.summary_section(run, current, len(run.dataset.ids), note),
+            html.iou_section(tables, class_names, mious, scored),
             html.plots_section("Confusion matrices", "confusion", heatmaps, "No ground truth scored yet."),
             html.plots_section("Training curves", "curves", curves, "No training stage has a loss.csv yet."),
             html.variants_section(variants, run.specs),
         ]
         _write(tmp / "index.html", html.index_page(run, sections))
-        _write(tmp / "gallery.html", html.gallery_page(run, _legend(class_names)))
+        _write(tmp / "gallery.html", html.gallery_page(run, _legend(class_names), note))
         _write(tmp / "gallery-data.js", html.gallery_data_js(gallery))
         static = resources.files("fmwsss.report") / "static"
         for name in ("report.css", "gallery.js"):

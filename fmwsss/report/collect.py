@@ -42,12 +42,13 @@ class RunView:
     keys: dict[str, str]
     specs: dict[str, dict]
     score_keys: dict[str, str] = field(default_factory=dict)  # scored stage -> current score entry's key
+    preset: str = ""  # the config preset the settings start from
 
     @classmethod
     def from_plan(cls, plan, name: str, results: str | Path = "results") -> "RunView":
         ds = plan.get(name)
         return cls(name, Path(results) / name, ds.dataset, ds.settings, dict(ds.keys), dict(ds.specs),
-                   dict(ds.score_keys))
+                   dict(ds.score_keys), preset=plan.config.datasets[name]["preset"])
 
     def entry(self, stage: str, key: str | None = None) -> Path:
         return self.results / "store" / stage / (key or self.keys[stage])
@@ -67,6 +68,12 @@ class RunView:
     def split(self) -> str:
         ids = list(self.dataset.ids)
         return next((n for n, s in self.dataset.splits.items() if list(s) == ids), "all ids")
+
+    @property
+    def segmenter_train_count(self) -> int:
+        """How many ids train the segmenter: every id outside the held-out val split (as deeplab_train)."""
+        val = set(self.dataset.splits.get("val", []))
+        return sum(1 for i in self.dataset.ids if i not in val)
 
 
 @dataclass
@@ -122,6 +129,31 @@ def headline(stage: str, metrics: dict | None) -> dict[str, float | None]:
     return {"mIoU": metrics["miou"]} if metrics.get("ground_truth") else {}
 
 
+def scored_on(stage: str, metrics: dict | None) -> tuple[str, int] | None:
+    """(split, images scored) behind a stage's metrics, None when it has no ground-truth scores.
+
+    The split is :func:`split_name` of what the scoring wrote; the count is the images actually scored
+    (those with ground truth), which is what the mIoU averages over.
+    """
+    if not metrics:
+        return None
+    if stage in ("cams_coarse_dump", "cams_fine_dump"):
+        metrics = next((metrics[k] for k in ("cam_raw", "cam_caa") if isinstance(metrics.get(k), dict)), None)
+        if not metrics:
+            return None
+    if stage != "deeplab_eval" and not metrics.get("ground_truth"):
+        return None
+    count = metrics.get("num_scored", metrics.get("num_images"))
+    if not count or "split" not in metrics:
+        return None
+    return split_name(metrics["split"]), int(count)
+
+
+def split_name(written: str) -> str:
+    """The bare split of a split as the scoring writes it: "demo: all (24 images with ground truth)" → "all"."""
+    return str(written).split(": ", 1)[-1].split(" (", 1)[0]
+
+
 def _entry(run: RunView, stage: str, key: str) -> Entry:
     path = run.entry(stage, key)
     spec = read_json(path / "spec.json")
@@ -152,6 +184,15 @@ def scores(run: RunView) -> dict[str, dict]:
         if data is not None:
             found[label] = data
     return found
+
+
+def background_shares(confusion: list[list[int]]) -> tuple[float, float] | None:
+    """(share of the predicted pixels that are background, share of the ground-truth pixels that are) of a
+    confusion matrix (rows ground truth, columns prediction); None when it counts no pixel."""
+    total = sum(map(sum, confusion))
+    if not total:
+        return None
+    return sum(row[0] for row in confusion) / total, sum(confusion[0]) / total
 
 
 def loss_curves(run: RunView) -> dict[str, list[tuple[int, float]]]:

@@ -3,7 +3,8 @@
 A thumbnail's name is ``<stage>/<store key>/<image id>[_<class>].<ext>`` (the photo and the ground truth:
 ``image|gt/<id>-<file size and mtime>``), so a new variant of one stage gets new names and only its column
 is drawn; everything else is found in the cache. The returned data (``gallery-data.js``) lists, per row,
-the image's tags, its own mIoU per scored stage and which columns it has; the page builds the paths.
+the image's tags, its own mIoU per scored stage, which columns it has and the foreground share of its
+FOREGROUND_SHARE columns (the page captions a nearly all-background one); the page builds the paths.
 """
 from __future__ import annotations
 
@@ -31,6 +32,9 @@ COLUMNS = (
     ("seeds_fine", "fine seed", "seeds_fine", ".png", False),
     ("segmenter", "segmenter (val)", "deeplab_eval", ".png", False),
 )
+# label-map columns whose thumbnails' foreground share is in the data (the page captions a nearly black one):
+# the segmenter's, whose val ids are few (re-decoding every seed thumbnail of a VOC train_aug rebuild: ~10 s)
+FOREGROUND_SHARE = ("segmenter",)
 # per-image mIoU shown in a row: (name, scores label of collect.SCORED)
 ROW_SCORES = (("seeds_fine", "seeds fine"), ("seeds_coarse", "seeds coarse"), ("segmenter", "segmenter ms+flip"))
 
@@ -57,6 +61,9 @@ class ThumbCache:
             os.replace(tmp, path)
             self.drawn += 1
         self.used.append(rel)
+
+    def read(self, rel: str) -> bytes:
+        return (self.root / rel).read_bytes()
 
 
 def _file_tag(path: Path) -> str:
@@ -185,6 +192,7 @@ def _rows(run: RunView, cache: ThumbCache, dirs: dict[str, str], cams: dict[str,
 
             cache.ensure(f"{dirs['sam']}/{image_id}.png", draw_sam)
             have["sam"] = ""
+        foreground: dict[str, float] = {}
         label_sources = [("seeds_coarse", run.entry("seeds_coarse") / f"{image_id}.png"),
                          ("seeds_fine", run.entry("seeds_fine") / f"{image_id}.png")]
         if image_id in val:
@@ -197,11 +205,15 @@ def _rows(run: RunView, cache: ThumbCache, dirs: dict[str, str], cams: dict[str,
                 labels = load_label_png(source)
                 return thumbs.label_thumb(labels, size_of(*labels.shape), palette)
 
-            cache.ensure(f"{dirs[column]}/{image_id}.png", draw_labels)
+            rel = f"{dirs[column]}/{image_id}.png"
+            cache.ensure(rel, draw_labels)
             have[column] = ""
+            if column in FOREGROUND_SHARE:
+                foreground[column] = round(thumbs.foreground_share(cache.read(rel)), 4)
         miou = {name: scores[label]["images"].get(image_id, {}).get("miou")
                 for name, label in ROW_SCORES if label in scores}
-        rows.append({"id": image_id, "tags": tags, "val": image_id in val, "miou": miou, "have": have})
+        rows.append({"id": image_id, "tags": tags, "val": image_id in val, "miou": miou, "have": have,
+                     "foreground": foreground})
         if n % 500 == 0 or n == len(ds.ids):
             log(f"report gallery: {n}/{len(ds.ids)} images ({time.perf_counter() - tic:.1f} s, "
                 f"{cache.drawn} thumbnails drawn, {cache.reused} reused)")

@@ -7,7 +7,7 @@ from __future__ import annotations
 from html import escape
 from typing import Any, Mapping, Sequence
 
-from fmwsss.report.collect import Entry, RunView
+from fmwsss.report.collect import Entry, RunView, background_shares, scored_on, split_name
 from fmwsss.report.settings_diff import format_value, settings_diff
 
 VARIANT_DIFF_LIMIT = 12  # settings shown per variant row; the linked spec.json has all of them
@@ -47,35 +47,81 @@ def _banner(run: RunView) -> str:
             f'of the method (mIoU near chance).</div>')
 
 
-def summary_section(run: RunView, current: Mapping[str, Entry], num_images: int) -> str:
+def dataset_label(name: str, kind: str, preset: str) -> str:
+    """The dataset's name with its type and preset, each word once: "demo (type and preset demo)",
+    "voc_x (type voc, preset voc)"; the three equal names of a stock dataset read as one ("voc")."""
+    if kind == preset == name:
+        return name
+    if kind == preset:
+        return f"{name} (type and preset {kind})"
+    return f"{name} (type {kind}, preset {preset})"
+
+
+def _scored_on(e: Entry, run: RunView) -> str:
+    """Which images a stage's numbers come from: the scored split and count, or the segmenter's training set."""
+    if e.stage == "deeplab_train" and e.done:
+        held_out = "all but val" if run.dataset.splits.get("val") else "no val split held out"
+        return f"trained on {run.segmenter_train_count} images ({held_out})"
+    found = scored_on(e.stage, e.metrics)
+    return "–" if found is None else f"scored on {escape(found[0])}, {found[1]} images"
+
+
+MOSTLY_BACKGROUND = 0.95  # a prediction this much background is (nearly) black: the pages say why
+
+
+def segmenter_note(run: RunView, scores: Mapping[str, dict]) -> str:
+    """A paragraph when the segmenter predicts (nearly) only background on val, so that its black gallery
+    cells are explained where they are seen; with tiny random-weight models, why that is expected."""
+    found = background_shares(scores["segmenter"]["confusion"]) if "segmenter" in scores else None
+    if found is None or found[0] < MOSTLY_BACKGROUND:
+        return ""
+    predicted, truth = found
+    seeds = background_shares(scores["seeds fine"]["confusion"]) if "seeds fine" in scores else None
+    seeds_text = (f"; the fine seeds on {escape(split_name(scores['seeds fine']['split']))}, "
+                  f"{len(scores['seeds fine']['images'])} images: {_pct(seeds[0])} %" if seeds else "")
+    text = (f"The segmenter predicts background on {_pct(predicted)} % of the "
+            f"{escape(split_name(scores['segmenter']['split']))} pixels (ground truth: {_pct(truth)} %{seeds_text}).")
+    if run.tiny_models:
+        text += (" Its seeds come from the tiny random-weight models: a seed region's class is one of its image's "
+                 "tags, picked by random features, so what decides it is the tags, which the segmenter never sees. "
+                 "On images it has not seen it falls back to the seeds' most frequent class, background; trained "
+                 "longer it converges there (docs/method.md §14). Expected of the test models; with real weights "
+                 "(make demo-pretrained) the seeds follow the objects.")
+    return f'<p class="note" id="segmenter-note">{text}</p>'
+
+
+def summary_section(run: RunView, current: Mapping[str, Entry], num_images: int, note: str = "") -> str:
     ds = run.dataset
     rows = []
     for stage, e in current.items():
         state = "done" if e.done else "not built"
         spec = f'<a href="{spec_link(e)}">spec.json</a>' if e.done else "–"
         rows.append(f'<tr><td>{escape(stage)}</td><td><code>{escape(e.key)}</code></td><td>{state}</td>'
-                    f'<td>{spec}</td><td class="num">{_seconds(e.seconds)}</td><td>{_headline(e)}</td></tr>')
+                    f'<td>{spec}</td><td class="num">{_seconds(e.seconds)}</td><td>{_headline(e)}</td>'
+                    f'<td>{_scored_on(e, run)}</td></tr>')
     total = sum(e.seconds for e in current.values() if e.seconds is not None)
     return (
         f'<h2 id="summary">Summary</h2><table class="facts">'
-        f'<tr><th>dataset</th><td>{escape(run.name)} ({escape(ds.type)})</td></tr>'
-        f'<tr><th>split</th><td>{escape(run.split)}</td></tr>'
-        f'<tr><th>images</th><td>{num_images}</td></tr>'
+        f'<tr><th>dataset</th><td>{escape(dataset_label(run.name, ds.type, run.preset or ds.type))}</td></tr>'
+        f'<tr><th>images</th><td>{num_images} (split {escape(run.split)})</td></tr>'
         f'<tr><th>classes</th><td>{ds.num_classes} + background</td></tr>'
         f'<tr><th>models</th><td>{escape(", ".join(f"{k}: {v}" for k, v in run.settings["models"].items()))}</td></tr>'
         f'<tr><th>run time</th><td>{_seconds(total)} (sum of the jobs\' benchmark times)</td></tr></table>'
         f'<table id="stages"><tr><th>stage</th><th>key</th><th>state</th><th>settings</th><th>run time</th>'
-        f'<th>metrics (%)</th></tr>{"".join(rows)}</table>'
+        f'<th>metrics (%)</th><th>images</th></tr>{"".join(rows)}</table>{note}'
     )
 
 
 def iou_section(scores_metrics: Mapping[str, list[dict]], class_names: Sequence[str],
-                mious: Mapping[str, float | None]) -> str:
-    """Per-class IoU table: one column per scored prediction set (``label -> metrics per_class list``)."""
+                mious: Mapping[str, float | None], scored: Mapping[str, str] | None = None) -> str:
+    """Per-class IoU table: one column per scored prediction set (``label -> metrics per_class list``);
+    ``scored`` (label -> "val, 8 images") goes under each column's name, as the columns may differ in split."""
     if not scores_metrics:
         return '<h2 id="iou">Per-class IoU</h2><p class="muted">No ground truth scored yet.</p>'
     labels = list(scores_metrics)
-    head = "".join(f"<th>{escape(label)}</th>" for label in labels)
+    scored = scored or {}
+    head = "".join(f'<th>{escape(label)}' + (f'<br><span class="split">{escape(scored[label])}</span>'
+                                             if label in scored else "") + "</th>" for label in labels)
     rows = []
     for c, name in enumerate(class_names):
         cells = "".join(f'<td class="num">{_pct(scores_metrics[label][c]["iou"])}</td>' for label in labels)
@@ -127,8 +173,8 @@ def index_page(run: RunView, sections: Sequence[str]) -> str:
     return _page(f"fmwsss report: {run.name}", body)
 
 
-def gallery_page(run: RunView, legend: Sequence[tuple[str, tuple[int, int, int]]]) -> str:
-    """The gallery shell; gallery.js fills the table from gallery-data.js."""
+def gallery_page(run: RunView, legend: Sequence[tuple[str, tuple[int, int, int]]], note: str = "") -> str:
+    """The gallery shell; gallery.js fills the table from gallery-data.js. ``note``: :func:`segmenter_note`."""
     chips = "".join(f'<span style="background: rgb{rgb}; color: {"#000" if sum(rgb) > 380 else "#fff"}">'
                     f'{escape(name)}</span>' for name, rgb in legend)
     body = (f'<h1>fmwsss gallery: {escape(run.name)}</h1>{_banner(run)}<nav><a href="index.html">summary</a></nav>'
@@ -138,7 +184,9 @@ def gallery_page(run: RunView, legend: Sequence[tuple[str, tuple[int, int, int]]
             f'<span id="pager" class="pager"></span></div>'
             f'<div class="legend">labels: {chips}</div><p class="muted">CAM heatmaps: jet colour map over the grey '
             f'photo, each divided by its maximum. SAM masks: red whole, green part, blue sub-part; smaller masks '
-            f'on top.</p><table id="gallery"><thead><tr></tr></thead><tbody></tbody></table>')
+            f'on top. A segmenter prediction that is (nearly) all background, which is black, says so '
+            f'under it. Click a thumbnail to enlarge it.</p>{note}'
+            f'<table id="gallery"><thead><tr></tr></thead><tbody></tbody></table>')
     return _page(f"fmwsss gallery: {run.name}", body, scripts=("gallery-data.js", "gallery.js"))
 
 

@@ -72,6 +72,15 @@ def label_thumb(labels: np.ndarray, size: tuple[int, int], palette: list[int]) -
     return encode_palette_png(subsample(labels, size), palette)
 
 
+def foreground_share(label_png: bytes, void: int = 255) -> float:
+    """Share of a label thumbnail's non-void pixels that hold an object class (not background 0): near 0 the
+    thumbnail is a black square in the VOC palette, which the gallery captions instead of leaving
+    unexplained. Decoding a cached thumbnail costs under a millisecond, less than keeping a record beside it."""
+    labels = np.asarray(Image.open(io.BytesIO(label_png)))
+    valid = labels != void
+    return float((valid & (labels != 0)).sum() / max(int(valid.sum()), 1))
+
+
 def jet(values: np.ndarray) -> np.ndarray:
     """uint8 RGB of ``values`` in [0, 1] on the jet colour map (blue low, red high); vectorised."""
     v = np.clip(values, 0.0, 1.0)[..., None]

@@ -83,3 +83,14 @@ def test_thumb_cache_draws_only_missing_names(tmp_path):
     again.ensure("seeds_fine/key1/a.png", draw)
     again.ensure("seeds_fine/key2/a.png", draw)  # a new variant's key: a new name, drawn
     assert (cache.drawn, cache.reused, again.drawn, again.reused, len(calls)) == (2, 0, 1, 1, 3)
+
+
+def test_foreground_share_counts_object_pixels_among_non_void():
+    labels = np.zeros((10, 10), np.uint8)
+    labels[0, :] = 255  # void row: left out of the share
+    labels[5:8, 0:3] = 12  # 9 object pixels of 90 non-void
+    assert thumbs.foreground_share(thumbs.encode_palette_png(labels, voc_palette())) == 9 / 90
+    labels[5:8, 0:3] = 0
+    assert thumbs.foreground_share(thumbs.encode_palette_png(labels, voc_palette())) == 0.0
+    void = np.full((4, 4), 255, np.uint8)
+    assert thumbs.foreground_share(thumbs.encode_palette_png(void, voc_palette())) == 0.0

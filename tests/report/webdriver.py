@@ -81,9 +81,12 @@ class Browser:
         """Browser console entries since the last call (chromedriver's log endpoint)."""
         return self._session("POST", "/se/log", {"type": "browser"})
 
+    def resize(self, width: int, height: int) -> None:
+        self._session("POST", "/window/rect", {"width": int(width), "height": int(height)})
+
     def screenshot(self, path: Path, width: int = 1400, height: int = 1000) -> None:
         """Save a PNG of the window resized to ``width`` x ``height`` (e.g. the page's full size)."""
-        self._session("POST", "/window/rect", {"width": int(width), "height": int(height)})
+        self.resize(width, height)
         Path(path).write_bytes(base64.b64decode(self._session("GET", "/screenshot")))
 
     def close(self) -> None:

@@ -129,7 +129,11 @@ def test_report_pages_in_headless_chromium(report_run, browser):
     assert stages.count("seeds_fine") == 2 and stages.count("sam_masks") == 1
     _shoot(browser, wd, "screenshot-summary.png", index)
 
+    browser.resize(1400, 1000)  # a normal screen: the gallery's rows fit without scrolling sideways
     gallery = _check_page(browser, (report / "gallery.html").as_uri() + "?sort=worst")
+    fit = browser.run("return {table: document.getElementById('gallery').getBoundingClientRect().right,"
+                      " page: document.documentElement.scrollWidth, view: document.documentElement.clientWidth};")
+    assert fit["table"] <= fit["view"] <= 1400 and fit["page"] <= fit["view"], fit
     rows = browser.run("return [...document.querySelectorAll('#gallery tbody tr')]"
                        ".map(r => r.querySelector('td.miou').textContent)")
     ids = list((wd.path / "results/demo/seeds").glob("*.png"))

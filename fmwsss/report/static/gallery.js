@@ -1,5 +1,6 @@
 // fmwsss gallery: renders one page of rows from gallery-data.js (window.FMWSSS_GALLERY), sorted and
 // filtered as the URL query says (?sort=worst|id&cls=K&page=N). Plain JavaScript, no network.
+// Thumbnails are shown small so that a row fits a 1,400 px window; a click shows one at full thumbnail size.
 "use strict";
 (function () {
   const G = window.FMWSSS_GALLERY;
@@ -27,8 +28,30 @@
   function pct(v) { return v === null || v === undefined ? "–" : (100 * v).toFixed(1); }
   function img(src, alt) {
     const el = document.createElement("img");
-    el.src = "thumbs/" + src; el.alt = alt; el.title = alt;
+    el.src = "thumbs/" + src; el.alt = alt; el.title = alt + " (click to enlarge)";
+    el.addEventListener("click", () => zoom(el.src, alt));
     return el;
+  }
+  function note(text) {
+    const el = document.createElement("div"); el.className = "note"; el.textContent = text;
+    return el;
+  }
+
+  let zoomBox = null;  // made on the first click: an <img> without a source would count as a broken image
+  function zoom(src, caption) {
+    if (zoomBox === null) {
+      zoomBox = document.createElement("div");
+      zoomBox.id = "zoom";
+      zoomBox.append(document.createElement("img"), document.createElement("div"));
+      zoomBox.addEventListener("click", () => { zoomBox.hidden = true; });
+      document.addEventListener("keydown", e => { if (e.key === "Escape") zoomBox.hidden = true; });
+      document.body.appendChild(zoomBox);
+    }
+    const [big, text] = zoomBox.children;
+    big.src = src; big.alt = caption;
+    big.className = src.endsWith(".png") ? "labels" : "";  // label maps stay crisp when enlarged
+    text.textContent = caption + " (click or Esc to close)";
+    zoomBox.hidden = false;
   }
 
   const sortSel = document.getElementById("sort");
@@ -43,7 +66,9 @@
   clsSel.addEventListener("change", () => { window.location.href = link({cls: clsSel.value, page: "1"}); });
 
   const head = document.querySelector("#gallery thead tr");
-  for (const title of ["id", "tags", ...G.scores.map(s => s + " mIoU"), ...G.columns.map(c => c.title)]) {
+  const titles = Object.fromEntries(G.columns.map(c => [c.name, c.title]));
+  const scoreTitles = G.scores.map(s => (titles[s] || s) + " mIoU");
+  for (const title of ["id", "tags", ...scoreTitles, ...G.columns.map(c => c.title)]) {
     const th = document.createElement("th"); th.textContent = title; head.appendChild(th);
   }
   const body = document.querySelector("#gallery tbody");
@@ -61,15 +86,24 @@
       if (col.name in row.have) {
         if (col.per_class) {
           td.className = "cams";
+          const grid = document.createElement("div");
           for (const t of row.tags) {
             const span = document.createElement("span");
-            span.appendChild(img(`${col.dir}/${row.id}_${t}${col.ext}`, `${col.title}: ${G.classes[t]}`));
+            span.appendChild(img(`${col.dir}/${row.id}_${t}${col.ext}`, `${col.title} ${row.id}: ${G.classes[t]}`));
             span.appendChild(document.createTextNode(G.classes[t]));
-            td.appendChild(span);
+            grid.appendChild(span);
           }
+          td.appendChild(grid);
         } else {
           td.appendChild(img(`${col.dir}/${row.id}${row.have[col.name]}${col.ext}`, `${col.title} ${row.id}`));
+          const fg = (row.foreground || {})[col.name];
+          if (fg !== undefined && fg < 0.05) {  // a (nearly) black square: say what it is
+            const share = fg === 0 ? "all" : fg < 0.001 ? "over 99.9 %" : `${(100 * (1 - fg)).toFixed(1)} %`;
+            td.appendChild(note(`${share} background`));
+          }
         }
+      } else if (col.name === "segmenter" && !row.val) {
+        td.appendChild(note("not in val"));
       }
       tr.appendChild(td);
     }
