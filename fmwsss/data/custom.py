@@ -17,6 +17,9 @@ import yaml
 
 from fmwsss.data.base import Dataset, DatasetError, check_id, make_dataset, register_dataset_type, tag_ids_from_names
 
+# Spreadsheets and Windows editors save UTF-8 with a byte-order mark (Excel's "CSV UTF-8"): read it as text,
+# never as part of the first header cell or class name.
+SPREADSHEET_TEXT = "utf-8-sig"
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 
@@ -24,7 +27,7 @@ def read_class_names(path: Path) -> list[str]:
     """Class names from a text file (one per line) or a YAML/JSON list; must be non-empty and unique."""
     if not path.is_file():
         raise DatasetError(f"{path}: class-name file not found")
-    text = path.read_text()
+    text = path.read_text(encoding=SPREADSHEET_TEXT)
     if path.suffix.lower() in (".yaml", ".yml", ".json"):
         try:
             names = yaml.safe_load(text)  # JSON is YAML
@@ -62,7 +65,7 @@ def read_tag_file(path: Path) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     if path.suffix.lower() == ".json":
         try:
-            raw = json.loads(path.read_text(), object_pairs_hook=_no_dup_pairs(path))
+            raw = json.loads(path.read_text(encoding=SPREADSHEET_TEXT), object_pairs_hook=_no_dup_pairs(path))
         except json.JSONDecodeError as exc:
             raise DatasetError(f"{path}: cannot parse tag JSON ({exc})") from exc
         if not isinstance(raw, dict):
@@ -73,7 +76,7 @@ def read_tag_file(path: Path) -> dict[str, list[str]]:
                 raise DatasetError(f"{path}: tags of {id_!r} must be a list of class-name strings")
             out[id_] = [n.strip() for n in names if n.strip()]
         return out
-    with path.open(newline="") as fh:
+    with path.open(newline="", encoding=SPREADSHEET_TEXT) as fh:
         rows = list(csv.reader(fh))
     if not rows or [c.strip() for c in rows[0]] != ["id", "tags"]:
         raise DatasetError(f"{path}: CSV must start with the header 'id,tags'")

@@ -26,6 +26,17 @@ def test_csv(root: Path):
     assert ds.image_path("b") == root / "images" / "b.png" and ds.gt_path("a") is None
 
 
+def test_files_saved_with_a_byte_order_mark_read_as_without(root: Path):
+    """Excel's "CSV UTF-8" and Windows editors start the file with U+FEFF: not part of 'id' or a class name."""
+    bom = "\ufeff"
+    (root / "classes.txt").write_text(bom + "cat\ndog\nbird\n", encoding="utf-8")
+    (root / "tags.csv").write_text(bom + "id,tags\r\na,cat;dog\r\nb,bird\r\n", encoding="utf-8")
+    ds = open_dataset("custom", root, name="mine")
+    assert ds.class_names == ("cat", "dog", "bird") and ds.tags("a") == (1, 2) and ds.tags("b") == (3,)
+    (root / "tags.json").write_text(bom + json.dumps({"c": ["cat"]}), encoding="utf-8")
+    assert open_dataset("custom", root, name="mine", tags="tags.json").tags("c") == (1,)
+
+
 def test_json_and_yaml(root: Path):
     (root / "tags.json").write_text(json.dumps({"c": ["bird"], "a": ["dog"]}))
     (root / "classes.yaml").write_text("- cat\n- dog\n- bird\n")
