@@ -77,3 +77,18 @@ def demo_run(demo_attempt):
     if it failed, they are skipped naming the failure (tests/workflow/test_shared_run_builds.py fails with
     its last log lines). Module-scoped fixtures call ``demo_attempt.get()`` themselves."""
     return demo_attempt.get()
+
+
+@pytest.fixture(scope="session")
+def mini_attempt(tmp_path_factory):
+    """The store-integrity tests' small finished run (4 images, two shard layouts: tests/workflow/conftest.py
+    ``run_mini``), built once per session like ``demo_attempt``."""
+    from tests.shared_run import shared_attempt
+    from tests.workflow.conftest import Workdir, run_mini
+
+    return shared_attempt("mini run", tmp_path_factory, lambda: run_mini(tmp_path_factory).path, Workdir)
+
+
+@pytest.fixture
+def mini_run(mini_attempt):
+    return mini_attempt.get()

@@ -80,18 +80,20 @@ def dump_cams(items: Sequence[tuple[str, str | os.PathLike, Sequence[int]]], cli
               final_path: str | os.PathLike, device: str | torch.device = "cpu",
               log: Callable[[str], None] = print, stage: str = "cams_coarse_dump", n_attn_layers: int = 8,
               load_image: Callable[[Path], np.ndarray] | None = None,
-              reused: Mapping[str, tuple[str, str]] | None = None) -> Path:
+              reused: Mapping[str, tuple[str, str]] | None = None,
+              image_keys: Mapping[str, str] | None = None) -> Path:
     """Write the CAM shard for ``items`` = [(image id, image path, tags as class ids 1..C)].
 
     ``caa`` None skips the refinement (``cam_caa`` then holds the raw CAM, as COCO's fine stage wants).
 
     ``stage`` names the pipeline stage for the test stall hook (``cams_coarse_dump`` / ``cams_fine_dump``).
     ``reused`` (image id -> (HDF5 file relative to the shard's folder, group)): images whose identical CAMs
-    another shard holds, linked instead of recomputed.
+    another shard holds, linked instead of recomputed. ``image_keys`` (image id -> per-image result key) is
+    recorded on each computed image's group, for later entries that link it.
     """
     load_image = load_image or _default_loader()
     ids = [it[0] for it in items]
-    writer = CamShardWriter(partial_path, final_path, _shard_settings(caa, n_attn_layers, prompts))
+    writer = CamShardWriter(partial_path, final_path, _shard_settings(caa, n_attn_layers, prompts), image_keys)
     try:
         n_reused = link_reused(writer, reused or {})
         done = writer.done

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from fmwsss.cams import codec
-from fmwsss.io.shards import GroupShardWriter, ShardError
+from fmwsss.io.shards import GroupShardWriter, ShardError, read_group
 
 CamShardError = ShardError
 
@@ -87,9 +87,9 @@ class CamShardReader:
         return sorted(self._file.keys())
 
     def read(self, image_id: str) -> CamRecord:
-        if image_id not in self._file:
+        g = read_group(self._file, image_id)
+        if g is None:
             raise CamShardError(f"CAM shard {self.path} has no image {image_id!r}")
-        g = self._file[image_id]
         if "cam_raw_scale" not in g:
             raise CamShardError(f"CAM shard {self.path}: image {image_id!r} has no per-map scales (written by an "
                                 "older fmwsss as plain float16); rerun its CAM stage")

@@ -32,13 +32,18 @@ def _cmd_config_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def _stage_state(ds, stage: str, done: bool, problems: list[str] | None) -> str:
-    """done, damaged or pending; a stage that reads the val split (DeepLab) of a dataset without one is optional
-    (the seeds are that dataset's product: a segmenter would train on every id and be scored on nothing)."""
+def _stage_state(ds, stage: str, done: bool, problems: list[str] | None, incomplete: bool = False) -> str:
+    """done, damaged, incomplete or pending; a stage that reads the val split (DeepLab) of a dataset without one
+    is optional (the seeds are that dataset's product: a segmenter would train on every id and be scored on
+    nothing). Incomplete: its product exists but Snakemake marks the job that wrote it as killed, as Snakemake
+    itself then says."""
     from fmwsss.pipeline.stages import DATASET_INPUTS
 
     if problems:
         return f"damaged: {len(problems)} file(s)"
+    if done and incomplete:
+        return ("incomplete: its job was killed after writing its last file (rerun with `snakemake --rerun-incomplete"
+                " TARGET`, README 'Recovering after a crash')")
     if done:
         return "done"
     if "val_ids" in DATASET_INPUTS[stage] and not ds.dataset.splits.get("val"):
@@ -49,6 +54,7 @@ def _stage_state(ds, stage: str, done: bool, problems: list[str] | None) -> str:
 def _cmd_status(args: argparse.Namespace) -> int:
     from fmwsss.data.index import index_path
     from fmwsss.pipeline.integrity import entry_problems, repair_command
+    from fmwsss.pipeline.snakemake_state import is_incomplete
     from fmwsss.pipeline.stages import SCORES, STAGES
 
     plan = _load_plan(args.config)
@@ -69,9 +75,11 @@ def _cmd_status(args: argparse.Namespace) -> int:
             continue
         print(f"{name}: {ds.dataset.num_ids} images in {len(ds.shards)} shards")
         for stage in STAGES.values():
-            done = Path(plan.product(name, stage.name)).exists()
+            product = plan.product(name, stage.name)
+            done = Path(product).exists()
             problems = entry_problems(plan.store(name, stage.name), full=args.verify)
-            print(f"  {stage.name:<22} {ds.keys[stage.name]}  {_stage_state(ds, stage.name, done, problems)}")
+            state = _stage_state(ds, stage.name, done, problems, done and is_incomplete(product))
+            print(f"  {stage.name:<22} {ds.keys[stage.name]}  {state}")
             for problem in problems or []:
                 print(f"    {problem}")
             if problems:

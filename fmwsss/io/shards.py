@@ -9,6 +9,9 @@ if TYPE_CHECKING:
     import numpy as np
 
 COMPLETE_ATTR = "complete"
+# The per-image result key (``fmwsss.pipeline.reuse``) an image's group was computed for: an entry that links the
+# group later checks it against the key it wants, so a swapped or stale manifest row can never link other bytes.
+KEY_ATTR = "image_key"
 
 
 class ShardError(RuntimeError):
@@ -17,6 +20,10 @@ class ShardError(RuntimeError):
 
 class IncompleteShardError(ShardError):
     """A shard file exists but was not finished (a killed job, or a file from elsewhere)."""
+
+
+class BrokenLinkError(ShardError):
+    """An image of a shard links into another entry's shard that is gone or lacks the group."""
 
 
 def require_complete(path: str | os.PathLike) -> None:
@@ -43,12 +50,14 @@ class GroupShardWriter:
     completion attribute and renames the partial file onto its final name.
     """
 
-    def __init__(self, partial_path: str | os.PathLike, final_path: str | os.PathLike, settings: dict):
+    def __init__(self, partial_path: str | os.PathLike, final_path: str | os.PathLike, settings: dict,
+                 image_keys: Mapping[str, str] | None = None):
         import json
 
         import h5py
 
         self.partial_path, self.final_path = Path(partial_path), Path(final_path)
+        self.image_keys = image_keys or {}
         self.partial_path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._file = h5py.File(self.partial_path, "a")
@@ -81,6 +90,7 @@ class GroupShardWriter:
         for name, data in datasets.items():
             grp.create_dataset(name, data=data, compression=compression)
         grp.attrs.update(attrs)
+        record_key(grp, self.image_keys.get(image_id))
         self._file.move(_TMP_PREFIX + image_id, image_id)
         self._file.flush()
 
@@ -102,6 +112,18 @@ class GroupShardWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def record_key(group: Any, key: str | None) -> None:
+    """Store ``key`` (an image's per-image result key, or None when the caller has none) on its group."""
+    if key is not None:
+        group.attrs[KEY_ATTR] = key
+
+
+def group_key(group: Any) -> str | None:
+    """The per-image result key a group records (None: written without one, e.g. by an older fmwsss)."""
+    key = group.attrs.get(KEY_ATTR)
+    return None if key is None else str(key)
 
 
 def open_complete(path: str | os.PathLike):
@@ -135,6 +157,36 @@ def link_reused(writer: Any, reused: Mapping[str, tuple[str, str]]) -> int:
         if image_id not in done:
             writer.link(image_id, filename, group)
     return len(reused)
+
+
+def _repair_hint(path: Path) -> str:
+    """``fmwsss repair DATASET`` for a store shard (``results/<dataset>/store/<stage>/<key>/<shard>.h5``)."""
+    parts = path.parts
+    dataset = parts[-5] if len(parts) >= 5 and parts[-4] == "store" else "DATASET"
+    return f"fmwsss repair {dataset}"
+
+
+def read_group(fh: Any, image_id: str) -> Any:
+    """The group of ``image_id`` in the open shard ``fh``, following a link into another entry's shard.
+
+    None when the shard has no such image. A link whose target file or group is gone (its holder entry was
+    deleted by hand, or damaged) raises ``BrokenLinkError`` naming both files and the command that mends it,
+    never HDF5's "can't open file"."""
+    import h5py
+
+    link = fh.get(image_id, getlink=True)
+    if link is None:
+        return None
+    try:
+        return fh[image_id]
+    except KeyError as exc:
+        if not isinstance(link, h5py.ExternalLink):
+            raise
+        path = Path(fh.filename)
+        raise BrokenLinkError(
+            f"{path}: image {image_id!r} links to {link.path} in {path.parent / link.filename}, which is gone "
+            f"(its entry was deleted or damaged); run `{_repair_hint(path)}` to recompute it"
+        ) from exc
 
 
 def external_target(fh: Any, image_id: str) -> tuple[str, str] | None:

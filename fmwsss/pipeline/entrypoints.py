@@ -122,7 +122,7 @@ def sam_masks(smk: Any) -> None:
         clean_stale_temps(final.parent)
         weight = get_weight(p.weights)
         items = [(i, ds.dataset.image_path(i)) for i in ds.shard_ids(final.stem)]
-        reused = _reusable(ds, "sam_masks", final, log)
+        reused, keys = _reusable(ds, "sam_masks", final, log)
         log(f"sam_masks: shard {final.stem} of {ds.name}, {len(items)} images, weights {p.weights}")
         _require_decodable(items, f"sam_masks {final.stem} of {ds.name}", smk.threads, log)
         run_sam_shard(
@@ -137,41 +137,54 @@ def sam_masks(smk: Any) -> None:
             num_workers=runtime["num_workers"],
             log=log,
             reused=reused,
+            image_keys=keys,
         )
 
 
-def _reusable(ds, stage: str, final: Path, log: Callable[[str], None]) -> dict[str, tuple[str, str]]:
-    """The shard's images whose identical result (same per-image key) a finished entry of the stage already
-    holds: image id -> (file relative to the shard's folder, group), for the writer to link."""
-    from fmwsss.pipeline.reuse import find_reusable, image_keys
+def _reusable(ds, stage: str, final: Path, log: Callable[[str], None]) -> tuple[dict[str, tuple[str, str]], dict[str, str]]:
+    """The shard's per-image keys (recorded on each group it computes) and its images whose identical result
+    (same per-image key, checked against the key the holder's group records) a finished entry of the stage
+    already holds: image id -> (file relative to the shard's folder, group), for the writer to link."""
+    from fmwsss.pipeline.reuse import find_reusable, image_keys, own_links
 
-    if (final.parent / "spec.json").is_file():
-        # A repair inside a finished entry (fmwsss repair): whatever the manifest names stays valid when the
-        # shard's images are all recomputed here; linking them elsewhere could chain links.
-        log(f"{stage}: shard {final.stem}: repairing a finished entry, every image computed here")
-        return {}
     positions = ds.shards[final.stem]
     keys = image_keys(ds, stage, positions.start, positions.stop)
-    holders = find_reusable(final.parent.parent, final.parent.name, keys)
+    prefix = f"{stage}: shard {final.stem}: "
+    if (final.parent / "spec.json").is_file():
+        # A repair inside a finished entry (fmwsss repair): link only what the entry linked before, to the same
+        # holders (a holder never links on, so links never chain); compute what it held and what is gone.
+        holders = own_links(final.parent, keys, keys, lambda msg: log(prefix + msg))
+        log(f"{prefix}repairing a finished entry: {len(holders)} of {len(keys)} images linked as before, "
+            f"the others computed here")
+    else:
+        holders = find_reusable(final.parent.parent, final.parent.name, keys, lambda msg: log(prefix + msg))
+        log(f"{prefix}{len(holders)} of {len(keys)} images found in finished entries")
     startup.mark("reuse lookup")
-    log(f"{stage}: shard {final.stem}: {len(holders)} of {len(keys)} images found in finished entries")
-    return {image_id: holder.link_target() for image_id, holder in holders.items()}
+    return {image_id: holder.link_target() for image_id, holder in holders.items()}, keys
 
 
 def finish_entry(ds, stage: str, shards: Sequence[str], store: Path, key: str, spec: dict,
                  log: Callable[[str], None]) -> None:
-    """Finish a sharded stage's entry: check its shards, write its manifest (per-image key -> holder),
-    spec.json with the entries it links into (``refs``, for gc), and the set link whole-set stages read."""
+    """Finish a sharded stage's entry: check its shards, write its manifest (per-image key -> holder), the set
+    link whole-set stages read, and spec.json last (with the entries it links into, ``refs``, for gc).
+
+    spec.json is the entry's completion mark for Snakemake and ``fmwsss status`` alike, so everything else is
+    in place before it: a finalize killed at any point either left no spec.json (the job reruns) or a whole
+    entry (what Snakemake's ``--cleanup-metadata`` hint then accepts). A set link naming an entry without
+    spec.json counts as absent (``point_set_link``, ``Plan.set_product``)."""
     from fmwsss.io.shards import require_complete
     from fmwsss.pipeline.plan import Plan
     from fmwsss.pipeline.reuse import manifest_rows, point_set_link, write_manifest
+    from fmwsss.pipeline.store import drop_empty_partial
 
     for shard in shards:
         require_complete(shard)
+    clean_stale_temps(store)  # a killed finalize's temporary manifest or spec.json
     keys = image_keys_all(ds, stage)
     refs = write_manifest(store, manifest_rows(key, shards, keys))
-    write_spec(store, key, spec, ds.name, refs=sorted(refs))
+    drop_empty_partial(store)
     point_set_link(Path(Plan.set_link_path(store.parent, spec["set_key"])), store)
+    write_spec(store, key, spec, ds.name, refs=sorted(refs))
     log(f"{stage}: {len(shards)} shards complete, {len(keys)} images in the manifest, links into "
         f"{len(refs)} other entries; wrote {store / 'spec.json'}")
 
@@ -324,13 +337,13 @@ def cams_dump(smk: Any, stage: str) -> None:
         caa = ds.settings[section]["caa"]
         require_intact([getattr(smk.input, prompts_stage)], full=True)  # a small file: hashed on every read
         items = [(i, ds.dataset.image_path(i), ds.dataset.tags(i)) for i in ds.shard_ids(final.stem)]
-        reused = _reusable(ds, stage, final, log)
+        reused, keys = _reusable(ds, stage, final, log)
         log(f"{stage}: shard {final.stem} of {ds.name}, {len(items)} images")
         _require_decodable(items, f"{stage} {final.stem} of {ds.name}", smk.threads, log)
         dump_cams(
             items, _verified_weights(smk), prompts_source(getattr(smk.input, prompts_stage)), caa_settings(caa),
             Path(smk.params.partial) / final.name, final, device=device,
-            log=log, stage=stage, n_attn_layers=caa["last_n_layers"], reused=reused,
+            log=log, stage=stage, n_attn_layers=caa["last_n_layers"], reused=reused, image_keys=keys,
         )
 
 
@@ -364,8 +377,8 @@ def seeds_shard(smk: Any, stage: str) -> None:
         final = Path(smk.output.shard)
         clean_stale_temps(final.parent)
         ids = ds.shard_ids(final.stem)
-        reused = _reusable(ds, stage, final, log)
-        with GroupShardWriter(Path(smk.params.partial) / final.name, final, section) as writer:
+        reused, keys = _reusable(ds, stage, final, log)
+        with GroupShardWriter(Path(smk.params.partial) / final.name, final, section, keys) as writer:
             n_reused = link_reused(writer, reused)
             done = writer.done
             todo = [i for i in ids if i not in done]
@@ -391,19 +404,28 @@ def seeds_shard(smk: Any, stage: str) -> None:
         log(f"{stage}: wrote {final}")
 
 
-def _link_reused_png(fh: Any, image_id: str, store: Path, png: Path) -> bool:
+def _link_reused_png(fh: Any, image_id: str, store: Path, png: Path, records: dict[Path, dict | None]) -> bool:
     """Hard-link the PNG of a reused seed from the entry that computed it (stored once, its mtime kept);
-    False when the image was computed here or the holder's PNG is gone (then the caller writes it)."""
+    False when the image was computed here, or the holder's PNG is gone or differs from the size and sha256
+    its entry recorded (then the caller writes it from the labels). ``records``: holder entry -> its file
+    record, read once per holder."""
     from fmwsss.io.shards import external_target
+    from fmwsss.pipeline.integrity import DamagedEntryError, check_files, read_record
 
     target = external_target(fh, image_id)
     if target is None:
         return False
-    source = store / Path(target[0]).parent / f"{target[1]}.png"
-    if not source.is_file():
+    holder = store / Path(target[0]).parent
+    if holder not in records:
+        try:
+            records[holder] = read_record(holder)
+        except DamagedEntryError:
+            records[holder] = None
+    name, record = f"{target[1]}.png", records[holder]
+    if record is None or name not in record or check_files(holder, record, full=True, names=[name]):
         return False
     png.unlink(missing_ok=True)
-    os.link(source, png)
+    os.link(holder / name, png)
     return True
 
 
@@ -411,18 +433,19 @@ def seeds_gather(smk: Any, stage: str) -> None:
     """Gather a seed stage's shards into VOC-palette PNGs; spec.json last marks it done (scoring: :func:`score`)."""
     with script_job(smk, uses_torch=False) as log:
         from fmwsss.data.palette import palette_for, save_label_png
-        from fmwsss.io.shards import open_complete
+        from fmwsss.io.shards import open_complete, read_group
 
         startup.mark("imports")
         ds = _job_plan(smk, stage)
         store = Path(smk.output.spec).parent
         palette = palette_for(ds.dataset.num_classes)
+        records: dict[Path, dict | None] = {}
         for shard in smk.input.shards:
             with open_complete(shard) as fh:
                 for image_id in fh:
                     png = store / f"{image_id}.png"
-                    if not _link_reused_png(fh, image_id, store, png):
-                        save_label_png(png, fh[image_id]["labels"][()], palette)
+                    if not _link_reused_png(fh, image_id, store, png, records):
+                        save_label_png(png, read_group(fh, image_id)["labels"][()], palette)
         finish_entry(ds, stage, smk.input.shards, store, smk.wildcards.key, smk.params.spec, log)
         log(f"{stage}: {len(ds.dataset.ids)} PNGs in {store}")
 

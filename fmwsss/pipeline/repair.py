@@ -17,13 +17,15 @@ looks out of date.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
 from fmwsss.io.atomic import atomic_write_json
 from fmwsss.pipeline.integrity import (
+    MANIFEST,
     RECORD_KEY,
     SPEC_NAME,
     DamagedEntryError,
@@ -33,6 +35,7 @@ from fmwsss.pipeline.integrity import (
     record_files,
 )
 from fmwsss.pipeline.plan import Plan
+from fmwsss.pipeline.reuse import rebuild_manifest
 from fmwsss.pipeline.stages import ALIASES, STAGES
 from fmwsss.pipeline.store import drop_empty_partial
 
@@ -41,7 +44,8 @@ NOTHING_TO_DO = "Nothing to be done"
 
 @dataclass
 class RepairStep:
-    """One Snakemake call: the targets that recompute ``problems`` of one entry."""
+    """One Snakemake call (or, for a manifest alone, one in-process rebuild): what recomputes ``problems``
+    of one entry."""
 
     stage: str
     entry: Path
@@ -50,41 +54,123 @@ class RepairStep:
     delete: list[Path]  # damaged files removed before the call (Snakemake then sees them missing)
     cost: str
     rewrites_spec: bool  # the job rewrites spec.json itself (finalize or whole-set job)
+    # shard -> (its partial file, images to drop): an intact shard whose links into a gone or damaged holder are
+    # dropped from a copy in the entry's .partial folder, which the shard job then resumes (computing just those)
+    prepare: dict[Path, tuple[Path, list[str]]] = field(default_factory=dict)
+    # the per-image keys to rebuild the manifest with afterwards (None: keep it; {}: only what groups record)
+    manifest_keys: dict[str, str] | None = None
+    in_process: bool = False  # no Snakemake call: the manifest rebuild is the whole step
+
+
+def _linked_by_shard(ds, problems: list[Problem]) -> dict[str, list[str]]:
+    """Own shard name -> the images of it that link into a gone or damaged holder (sorted)."""
+    wanted = {image_id for p in problems for image_id in p.linked}
+    found: dict[str, list[str]] = {}
+    for shard, positions in ds.shards.items():
+        ids = [i for i in ds.dataset.ids_range(positions.start, positions.stop) if i in wanted]
+        if ids:
+            found[f"{shard}.h5"] = sorted(ids)
+    return found
+
+
+def _sharded_steps(plan: Plan, dataset: str, stage: str, entry: Path, problems: list[Problem]) -> list[RepairStep]:
+    from fmwsss.pipeline.reuse import image_keys
+
+    ds = plan.get(dataset)
+    shard_names = {f"{shard}.h5" for shard in ds.shards}
+    linked = [p for p in problems if p.linked]
+    damaged = [p for p in problems if not p.linked and p.path.parent == entry and p.path.name in shard_names]
+    manifest = [p for p in problems if p.path == entry / MANIFEST]
+    others = [p for p in problems if p not in linked and p not in damaged and p not in manifest]
+    has_manifest = MANIFEST in ((read_spec(entry) or {}).get(RECORD_KEY) or {})
+    keys = image_keys(ds, stage, 0, ds.dataset.num_ids) if has_manifest else None
+    steps = []
+    affected = _linked_by_shard(ds, linked) if linked else {}
+    shards = sorted({p.path.name for p in damaged} | set(affected))
+    if shards:
+        partial = Path(plan.partial(dataset, stage)) if affected else entry
+        prepare = {entry / name: (partial / name, affected[name]) for name in affected
+                   if name not in {p.path.name for p in damaged}}
+        kept = f"; of {len(prepare)} shard(s) only the {sum(len(v[1]) for v in prepare.values())} image(s) whose " \
+               f"holder is gone or damaged" if prepare else ""
+        steps.append(RepairStep(
+            stage, entry, damaged + linked, [str(entry / name) for name in shards], [p.path for p in damaged],
+            f"{len(shards)} shard job(s) of {stage}, each recomputing its shard's images{kept}", False,
+            prepare=prepare, manifest_keys=keys,
+        ))
+    if others:
+        steps.append(RepairStep(
+            stage, entry, others + manifest, [plan.spec_path(dataset, stage)],
+            [p.path for p in others if p.path == entry / SPEC_NAME],
+            f"the {stage} finalize job (reads the stage's shards, no GPU)", True,
+        ))
+    elif manifest and not shards:
+        steps.append(RepairStep(stage, entry, manifest, [], [], "a manifest rebuilt from the entry's shards "
+                                "(in this process, no job)", False, manifest_keys=keys, in_process=True))
+    return steps
+
+
+def _holder_steps(stage: str, entry: Path) -> list[RepairStep]:
+    """In-process manifest rebuilds of the entries ``entry`` links into whose manifest is damaged: they are
+    not current, so no Snakemake job can rebuild them, but the keys their groups record can."""
+    from fmwsss.pipeline.reuse import manifest_problem
+
+    try:
+        refs = (read_spec(entry) or {}).get("refs") or []
+    except DamagedEntryError:
+        return []
+    steps = []
+    for ref in refs:
+        holder = entry.parent / ref
+        problem = manifest_problem(holder) if (holder / SPEC_NAME).is_file() else None
+        if problem is not None and MANIFEST in (read_spec(holder).get(RECORD_KEY) or {}):
+            steps.append(RepairStep(stage, holder, [Problem(holder / MANIFEST, problem.split(": ", 1)[-1])], [], [],
+                                    f"a manifest of {holder.name} (an entry {entry.name} links into) rebuilt from its "
+                                    f"shards (in this process, no job)", False, manifest_keys={}, in_process=True))
+    return steps
 
 
 def plan_repair(plan: Plan, dataset: str, full: bool = False) -> list[RepairStep]:
-    """The repair steps of ``dataset``'s current entries, upstream stages first (a step's Snakemake call
-    checks the entries it reads, so they must be whole by then). ``full`` compares sha256, not only sizes."""
-    ds = plan.get(dataset)
-    shard_names = {f"{shard}.h5" for shard in ds.shards}
+    """The repair steps of ``dataset``'s current entries and of the entries they link into, upstream stages
+    first (a step's Snakemake call checks the entries it reads, so they must be whole by then). ``full``
+    compares sha256, not only sizes."""
     steps = []
     for stage in STAGES.values():  # in pipeline order
         entry = Path(plan.store(dataset, stage.name))
+        if stage.sharded:
+            steps += _holder_steps(stage.name, entry)
         problems = entry_problems(entry, full)
         if not problems:
             continue
-        spec = entry / SPEC_NAME
         if stage.sharded:
-            shards = [p for p in problems if p.path.parent == entry and p.path.name in shard_names]
-            others = [p for p in problems if p not in shards]
-            if shards:
-                steps.append(RepairStep(
-                    stage.name, entry, shards, [str(p.path) for p in shards], [p.path for p in shards],
-                    f"{len(shards)} shard job(s) of {stage.name}, each recomputing its shard's images", False,
-                ))
-            if others:
-                steps.append(RepairStep(
-                    stage.name, entry, others, [plan.spec_path(dataset, stage.name)],
-                    [p.path for p in others if p.path == spec],
-                    f"the {stage.name} finalize job (reads the stage's shards, no GPU)", True,
-                ))
+            steps += _sharded_steps(plan, dataset, stage.name, entry, problems)
         else:
             steps.append(RepairStep(
                 stage.name, entry, problems, [plan.product(dataset, stage.name)],
-                [p.path for p in problems if p.path == spec],
+                [p.path for p in problems if p.path == entry / SPEC_NAME],
                 f"the whole {stage.name} job again (its full cost: nothing of a whole-set stage is per image)", True,
             ))
     return steps
+
+
+def drop_links(shard: Path, partial: Path, image_ids: Sequence[str]) -> None:
+    """Copy the intact ``shard`` to its ``partial`` file without ``image_ids`` (links into a gone or damaged
+    holder) and without its completion mark: the forced shard job resumes it, computing just those images and
+    keeping every other group's bytes (a copy: the shard itself is untouched until the job replaces it)."""
+    import h5py
+
+    from fmwsss.io.shards import COMPLETE_ATTR
+
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    tmp = partial.with_name(f".{partial.name}.tmp-{os.getpid()}")
+    shutil.copyfile(shard, tmp)
+    with h5py.File(tmp, "a") as fh:
+        for image_id in image_ids:
+            if fh.get(image_id, getlink=True) is not None:
+                del fh[image_id]
+        if COMPLETE_ATTR in fh.attrs:
+            del fh.attrs[COMPLETE_ATTR]
+    os.replace(tmp, partial)
 
 
 def _mtimes(entry: Path) -> dict[str, int]:
@@ -110,6 +196,9 @@ def settle(step: RepairStep, old: dict[str, int], old_record: dict[str, dict] | 
     when it was recreated, and an alias is that folder to Snakemake: it gets spec.json's time back, where
     the completing rename of spec.json had left it (to the microsecond).
 
+    A step of a sharded entry then rebuilds its manifest from the shards as they are now (an image the step
+    computed instead of linking has this entry as its holder), with its refs (``manifest_keys``).
+
     Returns the names whose record now differs from ``old_record`` (the one written at completion).
     """
     spec_path = step.entry / SPEC_NAME
@@ -117,8 +206,12 @@ def settle(step: RepairStep, old: dict[str, int], old_record: dict[str, dict] | 
     spec = read_spec(step.entry)
     record = spec[RECORD_KEY]
     if not step.rewrites_spec:
-        fresh = record_files(step.entry, [p.path.name for p in step.problems])
-        if any(record.get(name) != rec for name, rec in fresh.items()):
+        names = [Path(t).name for t in step.targets if Path(t).parent == step.entry]
+        if step.manifest_keys is not None:
+            spec["refs"] = sorted(rebuild_manifest(step.entry, step.manifest_keys or None))
+            names.append(MANIFEST)
+        fresh = record_files(step.entry, names)
+        if any(record.get(name) != rec for name, rec in fresh.items()) or step.manifest_keys is not None:
             record.update(fresh)
             atomic_write_json(spec_path, spec)
     for name in record:
@@ -149,11 +242,16 @@ def run_repair(
             old_record = None
         for path in step.delete:
             path.unlink(missing_ok=True)
-        log(f"repair {step.stage}: recomputing {', '.join(step.targets)} ({step.cost})")
-        proc = run([*snakemake, "--force", *step.targets])
-        if proc.returncode != 0:
-            raise RuntimeError(f"repair of {step.entry} failed: `{' '.join([*snakemake, '--force', *step.targets])}` "
-                               f"exited {proc.returncode}; the damaged files stay deleted, rerun the repair")
+        for shard, (partial, drop) in step.prepare.items():
+            drop_links(shard, partial, drop)
+        if step.in_process:
+            log(f"repair {step.stage}: {step.entry / MANIFEST}: {step.cost}")
+        else:
+            log(f"repair {step.stage}: recomputing {', '.join(step.targets)} ({step.cost})")
+            proc = run([*snakemake, "--force", *step.targets])
+            if proc.returncode != 0:
+                raise RuntimeError(f"repair of {step.entry} failed: `{' '.join([*snakemake, '--force', *step.targets])}`"
+                                   f" exited {proc.returncode}; the damaged files stay deleted, rerun the repair")
         changed = settle(step, old, old_record)
         drop_empty_partial(step.entry)
         if old_record is None:

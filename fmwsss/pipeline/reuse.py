@@ -17,14 +17,14 @@ from __future__ import annotations
 import os
 import re
 import sqlite3
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from fmwsss.pipeline.integrity import MANIFEST, SPEC_NAME, DamagedEntryError, check_files, read_record
 from fmwsss.pipeline.keys import image_result_key
 from fmwsss.pipeline.stages import DATASET_INPUTS, STAGES
 
-MANIFEST = "manifest.sqlite"
 _KEY = re.compile(r"[0-9a-f]+")
 
 
@@ -78,54 +78,177 @@ def _finished_entries(stage_dir: Path, exclude: str) -> list[Path]:
     ]
 
 
-def find_reusable(stage_dir: str | os.PathLike, own_key: str, wanted: Mapping[str, str]) -> dict[str, Holder]:
+def manifest_problem(entry: Path) -> str | None:
+    """Why a finished entry's manifest cannot be trusted (None: it has the size and sha256 its spec.json
+    recorded). A manifest is one row per image (~15 MB at COCO size), so it is hashed on every read: an edit
+    that keeps it valid SQLite (two rows' groups swapped) is caught as surely as a torn page."""
+    try:
+        record = read_record(entry)
+    except DamagedEntryError as exc:
+        return str(exc)
+    if record is None or MANIFEST not in record:
+        return f"{entry / MANIFEST}: not in {entry / SPEC_NAME}'s file record (an unfinished or older entry)"
+    problems = check_files(entry, record, full=True, names=[MANIFEST])
+    return str(problems[0]) if problems else None
+
+
+def _manifest_rows(entry: Path, sql: str, args: Sequence[str]) -> list[tuple]:
+    """Rows of a checked manifest; SQLite errors become ``DamagedEntryError`` naming the file."""
+    con = sqlite3.connect(f"file:{entry / MANIFEST}?mode=ro", uri=True)
+    try:
+        return con.execute(sql, args).fetchall()
+    except sqlite3.DatabaseError as exc:
+        raise DamagedEntryError(f"{entry / MANIFEST}: unreadable ({exc})") from exc
+    finally:
+        con.close()
+
+
+class _Holders:
+    """Checks of holder shards, each entry's spec.json read once: a holder is used only while its shard has
+    the size its entry recorded and the group it names records the per-image key that is wanted."""
+
+    def __init__(self, stage_dir: Path, log: Callable[[str], None]):
+        self.stage_dir, self.log = stage_dir, log
+        self._shard_ok: dict[tuple[str, str], bool] = {}
+
+    def shard_ok(self, holder: Holder) -> bool:
+        at = (holder.entry, holder.shard)
+        if at not in self._shard_ok:
+            entry = self.stage_dir / holder.entry
+            try:
+                record = read_record(entry)
+            except DamagedEntryError:
+                record = None
+            ok = record is not None and holder.shard in record and not check_files(entry, record, names=[holder.shard])
+            self._shard_ok[at] = ok and (entry / holder.shard).is_file()
+        return self._shard_ok[at]
+
+    def verified(self, found: Mapping[str, Holder], wanted: Mapping[str, str]) -> dict[str, Holder]:
+        """``found`` (image id -> holder) less every holder whose shard is gone or damaged, or whose group is
+        missing, is itself a link, or records another key than ``wanted[id]`` (each refusal logged)."""
+        import h5py
+
+        from fmwsss.io.shards import group_key
+
+        by_shard: dict[tuple[str, str], list[str]] = {}
+        for image_id, holder in found.items():
+            by_shard.setdefault((holder.entry, holder.shard), []).append(image_id)
+        kept: dict[str, Holder] = {}
+        for (entry, shard), image_ids in sorted(by_shard.items()):
+            path = self.stage_dir / entry / shard
+            if not self.shard_ok(found[image_ids[0]]):
+                self.log(f"not linking {len(image_ids)} image(s) to {path}: gone or not the size its entry recorded")
+                continue
+            try:
+                with h5py.File(path, "r") as fh:
+                    for image_id in image_ids:
+                        group = found[image_id].group
+                        hard = isinstance(fh.get(group, getlink=True), h5py.HardLink)
+                        key = group_key(fh[group]) if hard else None
+                        if key == wanted[image_id]:
+                            kept[image_id] = found[image_id]
+                        else:
+                            self.log(f"not linking image {image_id!r} to {group} of {path}: it records key {key}, "
+                                     f"this entry wants {wanted[image_id]}; computed here")
+            except OSError as exc:
+                self.log(f"not linking {len(image_ids)} image(s) to {path}: unreadable ({exc})")
+        return kept
+
+
+def find_reusable(
+    stage_dir: str | os.PathLike, own_key: str, wanted: Mapping[str, str], log: Callable[[str], None] = print,
+) -> dict[str, Holder]:
     """For image id -> per-image key ``wanted``, the holders of identical results in the other finished
-    entries of ``stage_dir`` (never a ``.partial`` folder, never the asking entry itself). Costs one indexed
-    query per finished entry of the stage; a holder whose shard file is gone is skipped."""
+    entries of ``stage_dir`` (never a ``.partial`` folder, never the asking entry itself). Costs one hashed
+    manifest and one indexed query per finished entry of the stage, then one open per holder shard to check
+    the keys its groups record. A damaged manifest or holder is skipped with a log line (its images are then
+    computed), never trusted."""
     by_key: dict[str, list[str]] = {}
     for image_id, key in wanted.items():
         by_key.setdefault(key, []).append(image_id)
     found: dict[str, Holder] = {}
     stage_dir = Path(stage_dir)
+    holders = _Holders(stage_dir, log)
     for entry in _finished_entries(stage_dir, own_key):
         todo = [k for k in by_key if by_key[k][0] not in found]
         if not todo:
             break
-        con = sqlite3.connect(f"file:{entry / MANIFEST}?mode=ro", uri=True)
-        try:
-            for start in range(0, len(todo), 500):
-                chunk = todo[start : start + 500]
-                rows = con.execute(
-                    f"SELECT image_key, entry, shard, grp FROM results WHERE image_key IN ({','.join('?' * len(chunk))})",
-                    chunk,
-                )
-                for key, holder_entry, shard, group in rows:
-                    holder = Holder(holder_entry, shard, group)
-                    if (stage_dir / holder_entry / shard).is_file():
-                        for image_id in by_key[key]:
-                            found.setdefault(image_id, holder)
-        finally:
-            con.close()
-    return found
+        problem = manifest_problem(entry)
+        if problem is not None:
+            log(f"not reusing results of {entry}: {problem} (`fmwsss repair` rebuilds it)")
+            continue
+        for start in range(0, len(todo), 500):
+            chunk = todo[start : start + 500]
+            try:
+                rows = _manifest_rows(
+                    entry, f"SELECT image_key, entry, shard, grp FROM results WHERE image_key IN "
+                           f"({','.join('?' * len(chunk))})", chunk)
+            except DamagedEntryError as exc:
+                log(f"not reusing results of {entry}: {exc}")
+                break
+            for key, holder_entry, shard, group in rows:
+                holder = Holder(holder_entry, shard, group)
+                if holders.shard_ok(holder):
+                    for image_id in by_key[key]:
+                        found.setdefault(image_id, holder)
+    return holders.verified(found, wanted)
 
 
-def manifest_rows(entry_key: str, shard_files: Iterable[str | os.PathLike], keys: Mapping[str, str]):
+def own_links(entry: Path, image_ids: Iterable[str], wanted: Mapping[str, str],
+              log: Callable[[str], None] = print) -> dict[str, Holder]:
+    """For a repair inside the finished ``entry``: the images of ``image_ids`` that its (intact) manifest says
+    it linked into another entry, with that holder, where the holder is still whole and records the key
+    ``wanted``. Images it computed itself, and those whose holder is gone or damaged, are left out (the repair
+    computes them here). Linking only to the holders the entry already used never chains links."""
+    problem = manifest_problem(entry)
+    if problem is not None:
+        log(f"{entry}: {problem}: every image of the repaired shard is computed here")
+        return {}
+    ids = list(image_ids)
+    rows = []
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        rows += _manifest_rows(entry, f"SELECT image_id, entry, shard, grp FROM results WHERE entry != ? AND "
+                                      f"image_id IN ({','.join('?' * len(chunk))})", [entry.name, *chunk])
+    found = {image_id: Holder(e, shard, group) for image_id, e, shard, group in rows}
+    return _Holders(entry.parent, log).verified(found, wanted)
+
+
+def manifest_rows(entry_key: str, shard_files: Iterable[str | os.PathLike], keys: Mapping[str, str] | None = None):
     """(image key, image id, holder entry, holder shard, group) of every image of an entry's shards: a
-    linked image names the entry its link points to, an image computed here names this entry."""
-    from fmwsss.io.shards import external_target, open_complete
+    linked image names the entry its link points to, an image computed here names this entry.
+
+    The key is the one each group records (a linked image: its holder's group), so a manifest can be rebuilt
+    from the shards alone; ``keys`` (image id -> the key the plan computes) fills in groups written without one
+    by an older fmwsss, and a recorded key that differs from it is an error (the shard was made for other
+    inputs)."""
+    from fmwsss.io.shards import ShardError, external_target, group_key, open_complete, read_group
 
     for shard in shard_files:
         shard = Path(shard)
         with open_complete(shard) as fh:
             for image_id in fh:
+                recorded = group_key(read_group(fh, image_id))
+                expected = None if keys is None else keys[image_id]
+                if recorded is not None and expected is not None and recorded != expected:
+                    raise ShardError(f"{shard}: image {image_id!r} records key {recorded}, its inputs give {expected}")
+                if recorded is None and expected is None:
+                    raise ShardError(f"{shard}: image {image_id!r} records no per-image key (written by an older "
+                                     f"fmwsss): its entry's manifest can be rebuilt only while it is current")
                 target = external_target(fh, image_id)
                 if target is None:
                     holder = Holder(entry_key, shard.name, image_id)
                 else:
                     filename, group = target
-                    parent, name = Path(filename).parent.name, Path(filename).name
-                    holder = Holder(parent, name, group)
-                yield keys[image_id], image_id, holder.entry, holder.shard, holder.group
+                    holder = Holder(Path(filename).parent.name, Path(filename).name, group)
+                yield recorded or expected, image_id, holder.entry, holder.shard, holder.group
+
+
+def rebuild_manifest(entry_dir: str | os.PathLike, keys: Mapping[str, str] | None = None) -> set[str]:
+    """Write ``entry_dir``'s manifest anew from its shards (see ``manifest_rows``); returns its refs."""
+    entry_dir = Path(entry_dir)
+    shards = sorted(entry_dir.glob("shard-*.h5"))
+    return write_manifest(entry_dir, manifest_rows(entry_dir.name, shards, keys))
 
 
 def write_manifest(entry_dir: str | os.PathLike, rows: Iterable[tuple[str, str, str, str, str]]) -> set[str]:

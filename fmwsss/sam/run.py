@@ -74,6 +74,7 @@ def run_sam_shard(
     num_workers: int = 0,
     log: Callable[[str], Any] = print,
     reused: Mapping[str, tuple[str, str]] | None = None,
+    image_keys: Mapping[str, str] | None = None,
 ) -> None:
     """Write the SAM masks of ``items`` (image id, image path) to the shard ``final_path``.
 
@@ -82,7 +83,8 @@ def run_sam_shard(
     the ``sam`` config section; ``speed`` and ``num_workers`` only trade memory for speed. A finished shard
     (``final_path`` complete) makes this a no-op. ``reused`` (image id -> (HDF5 file relative to the
     shard's folder, group)) names images whose identical result another shard already holds: they are
-    linked, not recomputed, and the model is loaded only if some image is left to compute.
+    linked, not recomputed, and the model is loaded only if some image is left to compute. ``image_keys``
+    (image id -> per-image result key) is recorded on each computed image's group, for later entries that link it.
     """
     reused = reused or {}
     partial_path, final_path = Path(partial_path), Path(final_path)
@@ -94,7 +96,7 @@ def run_sam_shard(
         log(f"{STAGE}: {final_path} is complete, nothing to do")
         return
 
-    with SamShardWriter(partial_path, settings) as writer:
+    with SamShardWriter(partial_path, settings, image_keys) as writer:
         n_reused = link_reused(writer, reused)
         done = writer.done_ids()
         todo = [(image_id, path) for image_id, path in items if image_id not in done]

@@ -10,12 +10,12 @@ import json
 import os
 import warnings
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 import h5py
 import numpy as np
 
-from fmwsss.io.shards import link_group
+from fmwsss.io.shards import link_group, read_group, record_key
 from fmwsss.sam.encoding import pack_masks, unpack_masks
 from fmwsss.sam.types import ImageMasks
 
@@ -36,8 +36,10 @@ class SamShardWriter:
     settings is an error, and one that HDF5 cannot open (killed mid-write) is started afresh with a warning.
     """
 
-    def __init__(self, path: str | os.PathLike, settings: dict[str, Any]) -> None:
+    def __init__(self, path: str | os.PathLike, settings: dict[str, Any],
+                 image_keys: Mapping[str, str] | None = None) -> None:
         self.path = Path(path)
+        self.image_keys = image_keys or {}
         self.settings_json = json.dumps(settings, sort_keys=True)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -76,6 +78,7 @@ class SamShardWriter:
         group = self._file.create_group(tmp)
         group.attrs["height"] = masks.height
         group.attrs["width"] = masks.width
+        record_key(group, self.image_keys.get(image_id))
         packed = pack_masks(masks.masks)
         # Packed masks are mostly zero bytes: lzf shrinks them several-fold at ~no CPU cost.
         group.create_dataset("masks", data=packed, compression="lzf" if packed.size else None)
@@ -131,9 +134,9 @@ class SamShardReader:
         return image_id in self._file
 
     def read(self, image_id: str) -> ImageMasks:
-        if image_id not in self._file:
+        group = read_group(self._file, image_id)
+        if group is None:
             raise KeyError(f"{self.path}: no SAM masks for image {image_id!r}")
-        group = self._file[image_id]
         height, width = int(group.attrs["height"]), int(group.attrs["width"])
         fields = {name: np.asarray(group[name]) for name in _FIELDS}
         return ImageMasks(masks=unpack_masks(np.asarray(group["masks"]), height, width), **fields)

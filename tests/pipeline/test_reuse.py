@@ -10,9 +10,12 @@ import numpy as np
 import pytest
 import yaml
 
-from fmwsss.io.shards import GroupShardWriter, open_complete
+from fmwsss.io.shards import GroupShardWriter, ShardError, open_complete
 from fmwsss.pipeline.plan import Plan
-from fmwsss.pipeline.reuse import Holder, find_reusable, image_keys, manifest_rows, write_manifest
+from fmwsss.pipeline.integrity import record_files
+from fmwsss.pipeline.reuse import (
+    Holder, find_reusable, image_keys, manifest_rows, own_links, rebuild_manifest, write_manifest,
+)
 from fmwsss.pipeline.store import store_entries, with_references
 from tests.samples import sample_dir
 
@@ -75,11 +78,14 @@ def test_per_image_keys_ignore_layout_and_other_ids_but_follow_settings_and_cont
     assert all(retagged[i] != keys["cams_coarse_dump"][i] for i in retagged)
 
 
-def _entry(stage_dir: Path, key: str, images: dict[str, int], links: dict[str, tuple[str, str]] = {}) -> Path:
-    """A finished entry with one shard: ``images`` computed here (a dataset holding the value), ``links``."""
+def _entry(stage_dir: Path, key: str, images: dict[str, int], links: dict[str, tuple[str, str]] = {},
+           keys: dict[str, str] | None = None) -> Path:
+    """A finished entry with one shard: ``images`` computed here (a dataset holding the value; its group records
+    ``keys[id]``, by default ``k`` + the value), ``links``."""
     entry = stage_dir / key
     entry.mkdir(parents=True)
-    with GroupShardWriter(stage_dir / f".{key}.partial" / "shard-000.h5", entry / "shard-000.h5", {}) as w:
+    keys = {i: f"k{v}" for i, v in images.items()} if keys is None else keys
+    with GroupShardWriter(stage_dir / f".{key}.partial" / "shard-000.h5", entry / "shard-000.h5", {}, keys) as w:
         for image_id, value in images.items():
             w.write(image_id, {"x": np.full(3, value)}, {})
         for image_id, (filename, group) in links.items():
@@ -89,9 +95,10 @@ def _entry(stage_dir: Path, key: str, images: dict[str, int], links: dict[str, t
     return entry
 
 
-def _finish(entry: Path, keys: dict[str, str]) -> set[str]:
+def _finish(entry: Path, keys: dict[str, str] | None = None) -> set[str]:
+    """Manifest and spec.json (with its file record) as a finalize writes them."""
     refs = write_manifest(entry, manifest_rows(entry.name, [entry / "shard-000.h5"], keys))
-    (entry / "spec.json").write_text(json.dumps({"refs": sorted(refs)}))
+    (entry / "spec.json").write_text(json.dumps({"refs": sorted(refs), "files": record_files(entry)}))
     return refs
 
 
@@ -148,3 +155,90 @@ def test_manifest_is_written_atomically(tmp_path):
     with pytest.raises(RuntimeError):
         write_manifest(entry, rows())
     assert os.listdir(entry) == []
+
+
+def _swap_groups(entry: Path, a: str, b: str) -> None:
+    """Swap two images' groups in a manifest with SQL: the file stays valid SQLite."""
+    import sqlite3
+
+    con = sqlite3.connect(entry / "manifest.sqlite")
+    with con:
+        con.execute("UPDATE results SET grp = CASE grp WHEN ? THEN ? WHEN ? THEN ? END WHERE grp IN (?, ?)",
+                    (a, b, b, a, a, b))
+    con.close()
+
+
+def test_a_manifest_edited_or_damaged_is_never_trusted(tmp_path):
+    stage = tmp_path / "store" / "sam_masks"
+    a = _entry(stage, "aaaa", {"img1": 1, "img2": 2})
+    _finish(a)
+    wanted = {"x1": "k1", "x2": "k2"}
+    assert find_reusable(stage, "eeee", wanted) == {"x1": Holder("aaaa", "shard-000.h5", "img1"),
+                                                   "x2": Holder("aaaa", "shard-000.h5", "img2")}
+    _swap_groups(a, "img1", "img2")  # valid SQLite, other bytes than spec.json records
+    said: list[str] = []
+    assert find_reusable(stage, "eeee", wanted, said.append) == {}
+    assert len(said) == 1 and f"{a / 'manifest.sqlite'}: sha256" in said[0]
+
+    # the same edit with spec.json's record rewritten to match (a hostile user): each group's recorded key
+    # still refuses the swapped rows, naming the image, the file and both keys
+    (a / "spec.json").write_text(json.dumps({"refs": [], "files": record_files(a)}))
+    said.clear()
+    assert find_reusable(stage, "eeee", wanted, said.append) == {}
+    assert sorted(said) == sorted(
+        f"not linking image {x!r} to {g} of {a / 'shard-000.h5'}: it records key {k}, this entry wants {wanted[x]}; "
+        f"computed here" for x, g, k in (("x1", "img2", "k2"), ("x2", "img1", "k1")))
+
+    # 4 KB of random bytes over the manifest, size kept: skipped with a line naming it, no DatabaseError
+    rebuild_manifest(a)
+    (a / "spec.json").write_text(json.dumps({"refs": [], "files": record_files(a)}))
+    data = bytearray((a / "manifest.sqlite").read_bytes())
+    data[:4096] = np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes()
+    (a / "manifest.sqlite").write_bytes(bytes(data))
+    said.clear()
+    assert find_reusable(stage, "eeee", wanted, said.append) == {} and "manifest.sqlite: sha256" in said[0]
+
+
+def test_holders_that_are_gone_damaged_or_hold_other_keys_are_skipped(tmp_path):
+    stage = tmp_path / "store" / "sam_masks"
+    a = _entry(stage, "aaaa", {"img1": 1})
+    _finish(a)
+    b = _entry(stage, "bbbb", {"img2": 2}, keys={"img2": "k-other"})  # the group records another key
+    _finish(b, {"img2": "k-other"})
+    _swap_groups(b, "img2", "img2")
+    said: list[str] = []
+    assert find_reusable(stage, "eeee", {"x1": "k1", "x2": "k2"}, said.append) == {
+        "x1": Holder("aaaa", "shard-000.h5", "img1")}
+    shard = a / "shard-000.h5"
+    shard.write_bytes(shard.read_bytes()[:-10])  # truncated: no longer the size spec.json records
+    assert find_reusable(stage, "eeee", {"x1": "k1"}, said.append) == {}
+
+
+def test_manifest_is_rebuilt_from_the_keys_groups_record(tmp_path):
+    stage = tmp_path / "store" / "sam_masks"
+    a = _entry(stage, "aaaa", {"img1": 1, "img2": 2})
+    _finish(a)
+    b = _entry(stage, "bbbb", {"img3": 3}, {"img1": Holder("aaaa", "shard-000.h5", "img1").link_target()})
+    assert _finish(b) == {"aaaa"}  # the link's key is read through the link from a's group
+    before = sorted(manifest_rows("bbbb", [b / "shard-000.h5"]))
+    assert before == [("k1", "img1", "aaaa", "shard-000.h5", "img1"), ("k3", "img3", "bbbb", "shard-000.h5", "img3")]
+    (b / "manifest.sqlite").write_bytes(b"garbage")
+    assert rebuild_manifest(b) == {"aaaa"}
+    assert sorted(manifest_rows("bbbb", [b / "shard-000.h5"])) == before
+    with pytest.raises(ShardError, match="img3.*records key k3, its inputs give k9"):
+        list(manifest_rows("bbbb", [b / "shard-000.h5"], {"img1": "k1", "img3": "k9"}))
+
+
+def test_a_repair_links_only_what_the_entry_linked_before_to_whole_holders(tmp_path):
+    stage = tmp_path / "store" / "sam_masks"
+    a = _entry(stage, "aaaa", {"img1": 1, "img2": 2})
+    _finish(a)
+    b = _entry(stage, "bbbb", {"img3": 3}, {i: Holder("aaaa", "shard-000.h5", i).link_target() for i in ("img1", "img2")})
+    _finish(b)
+    wanted = {"img1": "k1", "img2": "k2", "img3": "k3"}
+    # img3 was computed in b: never linked elsewhere, even where another entry holds the same key
+    c = _entry(stage, "cccc", {"img3": 3})
+    _finish(c)
+    assert own_links(b, wanted, wanted) == {i: Holder("aaaa", "shard-000.h5", i) for i in ("img1", "img2")}
+    shutil.rmtree(a)  # the holder is gone: both images are computed by the repair
+    assert own_links(b, wanted, wanted, lambda m: None) == {}

@@ -82,3 +82,49 @@ def run_demo(tmp_path_factory) -> Workdir:
     fetch_coco_sample(wd)
     wd.snakemake("--cores", "2", "results/demo/seeds", "results/demo/deeplab", "results/coco_demo/seeds", timeout=1800)
     return wd
+
+
+MINI_IDS = 2  # the first VOC sample ids, as a custom dataset
+MINI_DATASET = """\
+  mini:
+    type: custom
+    root: data/mini
+    preset: demo
+    options: {images: images, tags: tags.csv, classes: classes.txt}
+    overrides:
+      data: {shard_size: SHARD_SIZE}
+      prompts_cls: {iterations: 3, warmup_iters: 1, batch_size: 2}
+      prompts_seg: {iterations: 3, warmup_iters: 1, batch_size: 2}
+"""
+VOC_CLASSES = ("aeroplane bicycle bird boat bottle bus car cat chair cow diningtable dog horse motorbike person "
+               "pottedplant sheep sofa train tvmonitor").split()
+
+
+def mini_config(wd: Workdir, shard_size: int) -> None:
+    """The shipped config with dataset ``mini`` at ``shard_size`` (replacing an earlier ``mini`` entry)."""
+    text = (ROOT / "config.yaml").read_text()
+    entry = MINI_DATASET.replace("SHARD_SIZE", str(shard_size))
+    wd.write_config(text.replace("datasets:\n", "datasets:\n" + entry, 1))
+
+
+def run_mini(tmp_path_factory) -> Workdir:
+    """A small custom dataset (2 VOC sample images, 3 prompt iterations) run to its seeds twice: with one image
+    a shard, then with both in one (the current layout, also scored and aliased), whose entries link every
+    image into the first ones (spec.json refs). What the store-integrity tests damage; not the demo's seeds."""
+    wd = Workdir(tmp_path_factory.mktemp("mini_run"))
+    voc = sample_dir("voc_sample")
+    labels = json.loads((voc / "labels.json").read_text())
+    ids = sorted(labels)[:MINI_IDS]
+    root = wd.path / "data" / "mini"
+    (root / "images").mkdir(parents=True)
+    for image_id in ids:
+        shutil.copy(voc / "JPEGImages" / f"{image_id}.jpg", root / "images" / f"{image_id}.jpg")
+    (root / "classes.txt").write_text("\n".join(VOC_CLASSES) + "\n")
+    (root / "tags.csv").write_text("id,tags\n" + "".join(
+        f"{i},{';'.join(VOC_CLASSES[t - 1] for t in labels[i])}\n" for i in ids))
+    mini_config(wd, 1)
+    # the seeds entry only (no scores, no stable names)
+    wd.snakemake("--cores", "2", "results/mini/seeds", "--until", "seeds_fine_finalize", timeout=1200)
+    mini_config(wd, MINI_IDS)
+    wd.snakemake("--cores", "2", "results/mini/seeds", timeout=1200)
+    return wd
