@@ -224,11 +224,15 @@ def _exit_like_sigpipe() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     from fmwsss.pipeline.config import ConfigError
+    from fmwsss.pipeline.runlock import RunInProgress
 
     args = build_parser().parse_args(argv)
     try:
         try:
             code = args.func(args)
+        except RunInProgress as exc:  # nothing wrong with the command line: wait, then run it again
+            print(f"fmwsss: error: {exc}", file=sys.stderr)
+            code = 1
         except (ConfigError, FileNotFoundError, PermissionError, ValueError, RuntimeError) as exc:
             print(f"fmwsss: error: {exc}", file=sys.stderr)
             code = 2
