@@ -115,6 +115,9 @@ def _human(size: int) -> str:
 
 
 def _cmd_gc(args: argparse.Namespace) -> int:
+    """List (with --yes: delete) what ``store.collect`` finds. Under a live Snakemake run (or its left lock
+    files) gc refuses before reading anything. A check only, no lock of its own: gc is for between runs, and
+    a run started while it deletes is not stopped."""
     from fmwsss.pipeline.runlock import refuse_if_running
     from fmwsss.pipeline.store import collect, remove_path, tree_size
 

@@ -158,7 +158,8 @@ def test_repair_holds_a_snakemake_lock_and_runs_every_call_with_nolock(tmp_path)
     run_repair(steps, ["snakemake"], log=lambda _: None, run=run, workdir=tmp_path)
     assert [call[:3] for call in calls] == [["snakemake", "--nolock", "--force"]] * 2
     store = "results/demo/store/sam_masks/0123456789abcdef"
-    assert held[0] == held[1] == [f"{store}/{name}" for name in ("shard-000.h5", "shard-001.h5", "spec.json", "sub/x.png")]
+    names = ("shard-000.h5", "shard-001.h5", "spec.json", "sub/x.png")
+    assert held[0] == held[1] == [f"{store}/{name}" for name in names]
     assert not locks.exists()  # only our lock, and the folder it left empty, are removed
 
 
