@@ -185,10 +185,7 @@ class StoreLink:
     dataset: str
     stage: str
     key: str
-
-    @property
-    def is_set_link(self) -> bool:
-        return self.path.parent.name == "sets"
+    is_set_link: bool
 
     @property
     def dangling(self) -> bool:
@@ -199,14 +196,14 @@ class StoreLink:
         return self.dataset, self.stage, self.key
 
 
-def _store_link(link: Path, dataset_dir: Path) -> StoreLink | None:
+def _store_link(link: Path, dataset_dir: Path, is_set_link: bool) -> StoreLink | None:
     """The entry of ``dataset_dir``'s store that the symlink ``link`` names, if it names one."""
-    if not link.is_symlink():
+    if link.name.startswith(".") or not link.is_symlink():  # a temp is no link of the store
         return None
     target = Path(os.path.normpath(link.parent / os.readlink(link)))
     if target.parent.parent != dataset_dir / "store" or not _KEY.fullmatch(target.name):
         return None
-    return StoreLink(link, dataset_dir.name, target.parent.name, target.name)
+    return StoreLink(link, dataset_dir.name, target.parent.name, target.name, is_set_link)
 
 
 def store_links(results: str | os.PathLike) -> list[StoreLink]:
@@ -215,9 +212,9 @@ def store_links(results: str | os.PathLike) -> list[StoreLink]:
     Costs one directory listing per dataset and per stage, no spec.json read."""
     found = []
     for dataset_dir in sorted(p for p in Path(results).glob("*") if (p / "store").is_dir()):
-        candidates = [*sorted(dataset_dir.iterdir()), *sorted(dataset_dir.glob("store/*/sets/*"))]
-        named = (_store_link(c, dataset_dir) for c in candidates if not c.name.startswith("."))  # not temps
-        found += [link for link in named if link]
+        names = [_store_link(path, dataset_dir, False) for path in sorted(dataset_dir.iterdir())]
+        sets = [_store_link(path, dataset_dir, True) for path in sorted(dataset_dir.glob("store/*/sets/*"))]
+        found += [link for link in names + sets if link]
     return found
 
 
