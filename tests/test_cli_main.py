@@ -1,4 +1,5 @@
-"""Edges of the `fmwsss` command: what `status` opens, says and exits with, and a closed stdout pipe."""
+"""Edges of the `fmwsss` command: what `status` opens, says and exits with, what `gc` keeps, deletes and
+refuses, and a closed stdout pipe."""
 from __future__ import annotations
 
 import contextlib
@@ -9,8 +10,10 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 from fmwsss.cli.main import main
+from tests.pipeline.test_store import changed_config_store
 from tests.workflow.conftest import ROOT
 
 BIN = Path(sys.executable).parent
@@ -114,3 +117,70 @@ def test_closed_stdout_ends_like_sigpipe_without_a_traceback():
     )
     os.close(write_end)
     assert proc.returncode == -signal.SIGPIPE and proc.stderr == "", proc.stderr
+
+
+def _gc(monkeypatch, results: Path, current: set, *args: str) -> tuple[int, str, str]:
+    """`fmwsss gc ARGS` on ``results`` with a plan whose current entries are ``current`` (demo available,
+    other_ds unavailable)."""
+    plan = SimpleNamespace(datasets={"demo": SimpleNamespace(error=None), "other_ds": SimpleNamespace(error="gone")},
+                           reachable=lambda: current)
+    monkeypatch.setattr(sys.modules["fmwsss.cli.main"], "_load_plan", lambda config, results: plan)
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(["gc", "--results", str(results), *args])
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_gc_deletes_only_what_nothing_reaches_and_stale_temps_and_reports_dangling_links(tmp_path, monkeypatch):
+    results = tmp_path / "results"
+    current = changed_config_store(results)
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    kept_entry = results / "demo/store/seeds_fine/e1"
+    stale, live = kept_entry / f".manifest.sqlite.tmp-{proc.pid}", kept_entry / f".spec.json.tmp-{os.getpid()}"
+    stale.write_bytes(b"")
+    live.write_bytes(b"{")
+    (results / "other_ds/store/sam_masks/f1").mkdir(parents=True)  # an unavailable dataset's: left alone
+    (results / "other_ds/store/sam_masks/f1" / f".x.tmp-{proc.pid}").write_bytes(b"")
+    code, out, _ = _gc(monkeypatch, results, current)
+    assert code == 0 and "dry run: nothing deleted" in out, out
+    listed = [line.split()[-1] for line in out.splitlines() if line.split()[2:3] in (["entry"], ["temp"])]
+    store = results / "demo/store"
+    assert listed == [str(store / "sam_masks" / key) for key in ("a1", "a4")] + [
+        str(store / "score_seeds_fine/c2"), str(stale)], out
+    assert f"0 B  setlink {store}/sam_masks/sets/9f0" in out
+    assert f"dangling stable name: {results}/demo/deeplab -> store/deeplab_eval/dead (entry gone)" in out
+    assert "note: other_ds is unavailable" in out
+    code, out, _ = _gc(monkeypatch, results, current, "--yes")
+    assert code == 0 and "deleted 5 items" in out, out
+    assert not (store / "sam_masks/a4").exists() and not stale.exists() and live.is_file()
+    survivors = {p.name for p in [*store.glob("*/*"), *store.glob("*/sets/*"), *(results / "demo").iterdir()]}
+    assert {"cc", "e1", "c1", "a2", "a3", "5e7", "seeds", "deeplab"} <= survivors
+    assert not {"a1", "a4", "c2", "9f0"} & survivors
+    assert (results / "other_ds/store/sam_masks/f1" / f".x.tmp-{proc.pid}").is_file()
+
+
+def test_gc_refuses_while_snakemake_lock_files_are_left(tmp_path, monkeypatch):
+    results = tmp_path / "results"
+    current = changed_config_store(results)
+    (tmp_path / ".snakemake/locks").mkdir(parents=True)
+    (tmp_path / ".snakemake/locks/0.output.lock").write_text("results/demo/seeds\n")
+    code, out, err = _gc(monkeypatch, results, current, "--yes")
+    assert code == 1 and out == "" and err.startswith("fmwsss: error: "), err
+    assert "`snakemake --unlock`" in err and "`fmwsss gc --yes` again" in err
+    assert (results / "demo/store/sam_masks/a4").is_dir()
+
+
+def test_gc_on_the_shipped_config_keeps_the_entry_a_stable_name_names(tmp_path, voc_sample, coco_sample):
+    """Issue 20: after a config revert the stable name still names an entry of the other config; gc keeps it."""
+    wd = _fetched_samples(tmp_path, voc_sample, coco_sample)
+    store = wd / "results/coco_demo/store/sam_masks"
+    for key in ("aaaa0000aaaa0000", "bbbb0000bbbb0000"):  # no current key of any config in this folder
+        (store / key).mkdir(parents=True)
+        (store / key / "spec.json").write_text("{}")
+    os.symlink("store/sam_masks/aaaa0000aaaa0000", wd / "results/coco_demo/sam_masks")
+    out = io.StringIO()
+    with contextlib.chdir(wd), contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+        assert main(["gc", "--yes"]) == 0
+    assert "entry   results/coco_demo/store/sam_masks/bbbb0000bbbb0000" in out.getvalue(), out.getvalue()
+    assert "deleted 1 items" in out.getvalue() and (wd / "results/coco_demo/sam_masks/spec.json").is_file()

@@ -8,10 +8,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from fmwsss.pipeline.store import StoreLink
 
 DEFAULT_CONFIG = "config.yaml"
 
@@ -120,32 +123,51 @@ def _human(size: int) -> str:
 
 
 def _cmd_gc(args: argparse.Namespace) -> int:
-    from fmwsss.pipeline.store import unreachable_entries
+    """List (with --yes: delete) what ``store.collect`` finds. Under a live Snakemake run (or its left lock
+    files) gc refuses before reading anything. A check only, no lock of its own: gc is for between runs, and
+    a run started while it deletes is not stopped."""
+    from fmwsss.pipeline.runlock import refuse_if_running
+    from fmwsss.pipeline.store import collect, remove_path, tree_size
 
+    workdir = Path(args.results).resolve().parent  # where snakemake runs: results/ is its relative RESULTS
+    refuse_if_running(workdir, "gc would read and delete store entries it may need",
+                      "fmwsss gc --yes" if args.yes else "fmwsss gc")
     plan = _load_plan(args.config, args.results)
     skipped = {name for name, ds in plan.datasets.items() if ds.error}
-    entries = [e for e in unreachable_entries(args.results, plan.reachable()) if e.dataset not in skipped]
     for name in sorted(skipped):
         print(f"note: {name} is unavailable, its store entries are left alone ({plan.datasets[name].error})")
-    if not entries:
-        print("nothing to collect: every store entry is reachable from the current config")
+    found = collect(args.results, plan.reachable(), skipped)
+    _report_dangling(found.dangling)
+    items = [(e.path, e.size, "partial" if e.partial else "entry") for e in found.entries]
+    items += [(t, tree_size(t), "temp") for t in found.temps]
+    items += [(link.path, 0, "setlink") for link in found.links]
+    if not items:
+        print("nothing to collect: every store entry is reachable from the current config or a stable name, "
+              "and no stale temp file is left")
         return 0
-    total = 0
-    for e in entries:
-        kind = "partial" if e.partial else "entry"
-        print(f"{_human(e.size):>10}  {kind:<7} {e.path}")
-        total += e.size
-    print(f"{_human(total):>10}  total in {len(entries)} unreachable store items")
+    for path, size, kind in items:
+        print(f"{_human(size):>10}  {kind:<7} {path}")
+    print(f"{_human(sum(size for _, size, _ in items)):>10}  total in {len(found.entries)} unreachable store "
+          f"items, {len(found.temps)} stale temp files (their writer's pid is not alive on this host) and "
+          f"{len(found.links)} set links to those entries")
     if not args.yes:
         print("dry run: nothing deleted (pass --yes to delete them)")
         return 0
-    for e in entries:
-        if e.path.is_dir():
-            shutil.rmtree(e.path)
-        else:
-            e.path.unlink()
-    print(f"deleted {len(entries)} items")
+    for path, _, _ in items:
+        remove_path(path)
+    print(f"deleted {len(items)} items")
     return 0
+
+
+def _report_dangling(links: list[StoreLink]) -> None:
+    """Say which stable names and set links name a gone entry (gc never deletes these: it says what mends it)."""
+    for link in links:
+        if link.is_set_link:
+            print(f"dangling set link: {link.path} -> {os.readlink(link.path)} (entry gone): the stage's next "
+                  f"finished entry of that set re-points it; `rm {link.path}` drops it now")
+        else:
+            print(f"dangling stable name: {link.path} -> {os.readlink(link.path)} (entry gone): `rm {link.path}` "
+                  f"and `snakemake results/{link.dataset}/{link.path.name}` remake it")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -210,7 +232,18 @@ def build_parser() -> argparse.ArgumentParser:
     status.set_defaults(func=_cmd_status)
 
     gc = sub.add_parser(
-        "gc", help="list store entries no configured dataset's current keys reach, with sizes; delete with --yes"
+        "gc",
+        help="list store entries nothing reaches and stale temp files, with sizes; delete with --yes",
+        description=(
+            "List, with sizes, the store entries (and .partial state) that nothing reaches: neither the current "
+            "config's entries nor the entry a stable name (results/<dataset>/<alias>) names, whatever config "
+            "made it, nor what those were made from (spec.json upstream, through set links), link into (refs) or "
+            "are scored by; the temp files (.<name>.tmp-<pid>) of writers no longer alive on this host; and the "
+            "set links (store/<stage>/sets/*) that name a listed entry. --yes deletes them. Stable names and set "
+            "links whose entry is already gone are reported, never deleted. Datasets that are unavailable are "
+            "left alone. Refuses, reading nothing, while a snakemake "
+            "process runs in the folder holding --results, or Snakemake lock files are left there."
+        ),
     )
     gc.add_argument("--config", default=DEFAULT_CONFIG, help="config file (default: %(default)s)")
     gc.add_argument("--results", default="results", help="results folder (default: %(default)s)")
@@ -232,11 +265,15 @@ def _exit_like_sigpipe() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     from fmwsss.pipeline.config import ConfigError
+    from fmwsss.pipeline.runlock import RunInProgress
 
     args = build_parser().parse_args(argv)
     try:
         try:
             code = args.func(args)
+        except RunInProgress as exc:  # nothing wrong with the command line: wait, then run it again
+            print(f"fmwsss: error: {exc}", file=sys.stderr)
+            code = 1
         except (ConfigError, FileNotFoundError, PermissionError, ValueError, RuntimeError) as exc:
             print(f"fmwsss: error: {exc}", file=sys.stderr)
             code = 2

@@ -35,7 +35,7 @@ def _cmd_repair(args: argparse.Namespace) -> int:
         print("dry run: nothing deleted or recomputed (drop --dry-run to repair)")
         return 0
     snakemake = _snakemake_command(args)
-    run_repair(steps, snakemake)
+    run_repair(steps, snakemake, rerun=f"fmwsss repair {args.dataset}")
     targets = alias_targets(plan, args.dataset)
     if targets:
         clean, out = dry_run_is_clean(snakemake, targets)
@@ -61,7 +61,10 @@ def register(sub: argparse._SubParsersAction) -> None:
             "model.pt) reruns that whole training or evaluation job, at its full cost. Repaired files get their "
             "old modification times back (spec.json keeps its own; its record is updated where recomputed bytes "
             "differ), and a final dry run of the dataset's stable names must schedule nothing. Run it in the "
-            "folder you run snakemake in. Cost of --verify: reads every stored byte (sha256, ~1.4 GB/s a core)."
+            "folder you run snakemake in, while no Snakemake run is going on there: it refuses, deleting "
+            "nothing, when a snakemake process runs in that folder or Snakemake lock files are left in "
+            ".snakemake/locks; otherwise it holds a Snakemake lock on the files it touches (its own Snakemake "
+            "calls run with --nolock). Cost of --verify: reads every stored byte (sha256, ~1.4 GB/s a core)."
         ),
     )
     repair.add_argument("dataset", help="dataset name under `datasets:` in the config")

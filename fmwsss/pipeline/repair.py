@@ -31,11 +31,13 @@ from fmwsss.pipeline.integrity import (
     DamagedEntryError,
     Problem,
     entry_problems,
+    read_record,
     read_spec,
     record_files,
 )
 from fmwsss.pipeline.plan import Plan
 from fmwsss.pipeline.reuse import rebuild_manifest
+from fmwsss.pipeline.runlock import hold_lock
 from fmwsss.pipeline.stages import ALIASES, STAGES
 from fmwsss.pipeline.store import drop_empty_partial
 
@@ -222,44 +224,81 @@ def settle(step: RepairStep, old: dict[str, int], old_record: dict[str, dict] | 
     return sorted(name for name in record.keys() | before.keys() if record.get(name) != before.get(name))
 
 
+def _relative(path: str | os.PathLike, workdir: str | os.PathLike) -> str:
+    """``path`` as the rules declare it: relative to the working folder Snakemake runs in."""
+    return os.path.relpath(path, workdir) if os.path.isabs(path) else os.path.normpath(path)
+
+
+def lock_paths(steps: Sequence[RepairStep], workdir: str | os.PathLike = ".") -> list[str]:
+    """What the repair touches, for its Snakemake lock: each step's targets, the files it deletes, its
+    entry's spec.json and every file that spec.json records (one spec.json read per step)."""
+    paths: set[str] = set()
+    for step in steps:
+        try:
+            recorded = [step.entry / name for name in read_record(step.entry) or {}]
+        except DamagedEntryError:  # an unreadable spec.json: the step rebuilds it
+            recorded = []
+        for path in (*step.targets, *step.delete, step.entry / SPEC_NAME, *recorded):
+            paths.add(_relative(path, workdir))
+    return sorted(paths)
+
+
 def run_repair(
     steps: Sequence[RepairStep],
     snakemake: Sequence[str],
     log: Callable[[str], None] = print,
     run: Callable[..., subprocess.CompletedProcess] = subprocess.run,
+    workdir: str | os.PathLike = ".",
+    rerun: str = "fmwsss repair DATASET",
 ) -> None:
-    """Run each step's Snakemake call (``snakemake``: the command and its options, without targets)."""
-    for step in steps:
-        try:
-            old = _mtimes(step.entry)
-        except FileNotFoundError as exc:
-            raise DamagedEntryError(f"{step.entry}: entry vanished during repair ({exc})") from exc
-        if SPEC_NAME not in old:
-            raise DamagedEntryError(f"{step.entry}: no spec.json: not a complete entry, nothing to repair")
-        try:
-            old_record = read_spec(step.entry)[RECORD_KEY]
-        except DamagedEntryError:  # an unreadable spec.json: the step rebuilds it
-            old_record = None
-        for path in step.delete:
-            path.unlink(missing_ok=True)
-        for shard, (partial, drop) in step.prepare.items():
-            drop_links(shard, partial, drop)
-        if step.in_process:
-            log(f"repair {step.stage}: {step.entry / MANIFEST}: {step.cost}")
-        else:
-            log(f"repair {step.stage}: recomputing {', '.join(step.targets)} ({step.cost})")
-            proc = run([*snakemake, "--force", *step.targets])
-            if proc.returncode != 0:
-                raise RuntimeError(f"repair of {step.entry} failed: `{' '.join([*snakemake, '--force', *step.targets])}`"
-                                   f" exited {proc.returncode}; the damaged files stay deleted, rerun the repair")
-        changed = settle(step, old, old_record)
-        drop_empty_partial(step.entry)
-        if old_record is None:
-            log(f"repair {step.stage}: spec.json was unreadable and is rebuilt: the record holds the files as now")
-        elif changed:
-            log(f"repair {step.stage}: the recomputed bytes of {', '.join(changed)} differ from those recorded at "
-                f"completion (spec.json updated, its mtime kept): entries downstream were computed from the old "
-                f"bytes and are not rerun; `snakemake --forcerun` them if that matters")
+    """Run each step's Snakemake call (``snakemake``: the command and its options, without targets) in
+    ``workdir``, holding a Snakemake output lock on what the repair touches (``lock_paths``) from before
+    the first damaged file is deleted: under a live run (or its left lock files) nothing is deleted and
+    :class:`~fmwsss.pipeline.runlock.RunInProgress` names it (``rerun``: the command to run afterwards).
+    The calls run with ``--nolock``: our lock stands for them."""
+    what = "repair would change files it reads"
+    with hold_lock(workdir, lock_paths(steps, workdir), what, rerun):
+        for step in steps:
+            _repair_step(step, [*snakemake, "--nolock"], log, run)
+
+
+def _repair_step(
+    step: RepairStep,
+    snakemake: Sequence[str],
+    log: Callable[[str], None],
+    run: Callable[..., subprocess.CompletedProcess],
+) -> None:
+    """Delete a step's damaged files, run its Snakemake call and settle the entry's mtimes and record."""
+    try:
+        old = _mtimes(step.entry)
+    except FileNotFoundError as exc:
+        raise DamagedEntryError(f"{step.entry}: entry vanished during repair ({exc})") from exc
+    if SPEC_NAME not in old:
+        raise DamagedEntryError(f"{step.entry}: no spec.json: not a complete entry, nothing to repair")
+    try:
+        old_record = read_spec(step.entry)[RECORD_KEY]
+    except DamagedEntryError:  # an unreadable spec.json: the step rebuilds it
+        old_record = None
+    for path in step.delete:
+        path.unlink(missing_ok=True)
+    for shard, (partial, drop) in step.prepare.items():
+        drop_links(shard, partial, drop)
+    if step.in_process:
+        log(f"repair {step.stage}: {step.entry / MANIFEST}: {step.cost}")
+    else:
+        log(f"repair {step.stage}: recomputing {', '.join(step.targets)} ({step.cost})")
+        proc = run([*snakemake, "--force", *step.targets])
+        if proc.returncode != 0:
+            raise RuntimeError(f"repair of {step.entry} failed: `{' '.join([*snakemake, '--force', *step.targets])}` "
+                               f"exited {proc.returncode}; the damaged files stay deleted, rerun the repair")
+    changed = settle(step, old, old_record)
+    drop_empty_partial(step.entry)
+    if old_record is None:
+        log(f"repair {step.stage}: spec.json was unreadable and is rebuilt: the record holds the files as now")
+    elif changed:
+        log(f"repair {step.stage}: the recomputed bytes of {', '.join(changed)} differ from those recorded at "
+            f"completion (spec.json updated, its mtime kept): entries downstream were computed from the old "
+            f"bytes and are not rerun; `snakemake --forcerun` them if that matters")
 
 
 def alias_targets(plan: Plan, dataset: str) -> list[str]:
@@ -271,7 +310,8 @@ def alias_targets(plan: Plan, dataset: str) -> list[str]:
 def dry_run_is_clean(
     snakemake: Sequence[str], targets: Sequence[str], run: Callable[..., subprocess.CompletedProcess] = subprocess.run
 ) -> tuple[bool, str]:
-    """Whether ``snakemake -n targets`` schedules nothing, and its output."""
-    proc = run([*snakemake, "-n", *targets], capture_output=True, text=True)
+    """Whether ``snakemake -n targets`` schedules nothing, and its output (``--nolock``: it changes nothing,
+    and a run that started since the repair must not make it fail)."""
+    proc = run([*snakemake, "--nolock", "-n", *targets], capture_output=True, text=True)
     out = proc.stdout + proc.stderr
     return proc.returncode == 0 and NOTHING_TO_DO in out, out

@@ -1,4 +1,4 @@
-"""The content-addressed store on disk: spec.json, aliases, completion checks and garbage listing."""
+"""The content-addressed store on disk: spec.json, aliases, completion checks and what gc keeps and collects."""
 from __future__ import annotations
 
 import json
@@ -87,10 +87,15 @@ def _is_score_file(name: str) -> bool:
 def clean_stale_temps(directory: str | os.PathLike) -> None:
     """Remove temp files a killed job left in ``directory`` (``.<name>.tmp-<pid>``)."""
     for stale in Path(directory).glob(".*.tmp-*"):
-        if stale.is_dir() and not stale.is_symlink():
-            shutil.rmtree(stale, ignore_errors=True)
-        else:
-            stale.unlink(missing_ok=True)
+        remove_path(stale)
+
+
+def remove_path(path: Path) -> None:
+    """Remove a file, a symlink (never what it points at) or a folder tree; gone already is fine."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)
@@ -103,7 +108,10 @@ class StoreEntry:
     partial: bool
 
 
-def _tree_size(path: Path) -> int:
+def tree_size(path: Path) -> int:
+    """Bytes of a file or of the regular files under a folder (a symlink counts 0: nothing is followed)."""
+    if path.is_symlink():
+        return 0
     if path.is_file():
         return path.stat().st_size
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink())
@@ -115,6 +123,7 @@ def linked_key(link: str | os.PathLike) -> str:
 
 
 _ENTRY = re.compile(r"(\.)?([0-9a-f]+)(\.partial)?")
+_KEY = re.compile(r"[0-9a-f]+")
 
 
 def store_entries(results: str | os.PathLike) -> Iterable[StoreEntry]:
@@ -125,13 +134,14 @@ def store_entries(results: str | os.PathLike) -> Iterable[StoreEntry]:
             found = _ENTRY.fullmatch(entry.name)
             if not found or bool(found[1]) != bool(found[3]):
                 continue
-            yield StoreEntry(dataset, stage, found[2], entry, _tree_size(entry), bool(found[3]))
+            yield StoreEntry(dataset, stage, found[2], entry, tree_size(entry), bool(found[3]))
 
 
 def with_references(results: str | os.PathLike, roots: set[tuple[str, str, str]]) -> set[tuple[str, str, str]]:
     """``roots`` plus every entry they need, read from spec.json (one small file per entry, never a
-    manifest): the upstream entries each was made from (an upstream set key counts through its set link)
-    and the entries whose files it links to (``refs``: reused per-image results)."""
+    manifest): the upstream entries each was made from (an upstream set key counts through its set link),
+    the entries whose files it links to (``refs``: reused per-image results) and the score entries its
+    ``metrics.json`` / ``scores*.json`` links point at (a few ``readlink`` calls)."""
     results = Path(results)
     found, todo = set(roots), list(roots)
     while todo:
@@ -141,7 +151,7 @@ def with_references(results: str | os.PathLike, roots: set[tuple[str, str, str]]
             spec = json.loads((store / stage / key / "spec.json").read_text())
         except (OSError, ValueError):
             continue
-        needed = [(stage, ref) for ref in spec.get("refs", [])]
+        needed = [(stage, ref) for ref in spec.get("refs", [])] + score_link_targets(store / stage / key)
         for upstream, up_key in spec.get("upstream", {}).items():
             link = store / upstream / "sets" / up_key
             if link.is_symlink():
@@ -154,9 +164,147 @@ def with_references(results: str | os.PathLike, roots: set[tuple[str, str, str]]
     return found
 
 
-def unreachable_entries(results: str | os.PathLike, reachable: set[tuple[str, str, str]]) -> list[StoreEntry]:
-    """Store entries not reachable from any configured dataset's current keys.
+def score_link_targets(entry: Path) -> list[tuple[str, str]]:
+    """(stage, key) of the score entries an entry's score links (``../../score_<stage>/<key>/<name>``) name."""
+    found = []
+    for name in ("metrics.json", *(p.name for p in entry.glob("scores*.json"))):
+        link = entry / name
+        if link.is_symlink():
+            parts = os.readlink(link).split("/")
+            if len(parts) == 5 and parts[:2] == ["..", ".."]:
+                found.append((parts[2], parts[3]))
+    return found
 
-    Partial state of a current key is kept (it is what a resumed job continues from).
+
+@dataclass(frozen=True)
+class StoreLink:
+    """A stable name (``results/<dataset>/<alias>``) or a set link (``store/<stage>/sets/<set key>``) and
+    the entry it names; ``dangling`` when that entry is gone (Snakemake then fails on the name)."""
+
+    path: Path
+    dataset: str
+    stage: str
+    key: str
+    is_set_link: bool
+
+    @property
+    def dangling(self) -> bool:
+        return not self.path.exists()
+
+    @property
+    def entry(self) -> tuple[str, str, str]:
+        return self.dataset, self.stage, self.key
+
+
+def _store_link(link: Path, dataset_dir: Path, is_set_link: bool) -> StoreLink | None:
+    """The entry of ``dataset_dir``'s store that the symlink ``link`` names, if it names one."""
+    if link.name.startswith(".") or not link.is_symlink():  # a temp is no link of the store
+        return None
+    target = Path(os.path.normpath(link.parent / os.readlink(link)))
+    if target.parent.parent != dataset_dir / "store" or not _KEY.fullmatch(target.name):
+        return None
+    return StoreLink(link, dataset_dir.name, target.parent.name, target.name, is_set_link)
+
+
+def store_links(results: str | os.PathLike) -> list[StoreLink]:
+    """Every stable name and set link of every dataset under ``results``, whatever config made them: a
+    symlink in ``results/<dataset>/`` into the dataset's store, and every ``store/<stage>/sets/*`` link.
+    Costs one directory listing per dataset and per stage, no spec.json read."""
+    found = []
+    for dataset_dir in sorted(p for p in Path(results).glob("*") if (p / "store").is_dir()):
+        names = [_store_link(path, dataset_dir, False) for path in sorted(dataset_dir.iterdir())]
+        sets = [_store_link(path, dataset_dir, True) for path in sorted(dataset_dir.glob("store/*/sets/*"))]
+        found += [link for link in names + sets if link]
+    return found
+
+
+def kept_entries(
+    results: str | os.PathLike, current: set[tuple[str, str, str]], links: Iterable[StoreLink]
+) -> set[tuple[str, str, str]]:
+    """What gc keeps: the ``current`` config's entries (``Plan.reachable``), the entry every stable name
+    names, whatever config made it (after a config change or revert Snakemake still reads the name), and
+    everything those need (``with_references``: upstream entries, through the set links they name too).
+
+    A set link is no root of its own: every finished sharded entry is the target of its set's link, so
+    such a root would keep every old variant for ever; a set link nothing kept names is only read by a
+    future run of its exact set, which recomputes (or re-links) when its entry is gone."""
+    named = {link.entry for link in links if not link.is_set_link and not link.dangling}
+    return with_references(results, current | named)
+
+
+@dataclass(frozen=True)
+class Collection:
+    """What ``fmwsss gc`` lists: unreachable entries and partial state, stale temps, the set links that
+    name a collected entry (removed with it: they would dangle), and links already dangling (reported)."""
+
+    entries: list[StoreEntry]
+    temps: list[Path]
+    links: list[StoreLink]
+    dangling: list[StoreLink]
+
+
+def collect(results: str | os.PathLike, current: set[tuple[str, str, str]], skip: set[str]) -> Collection:
+    """gc's list for ``results``, leaving the datasets in ``skip`` (unavailable ones) alone. Costs one
+    spec.json read per kept entry, a listing per dataset, stage and entry folder, and the size of each
+    collected entry (a walk of its files)."""
+    links = [link for link in store_links(results) if link.dataset not in skip]
+    kept = kept_entries(results, current, links)
+    entries = [e for e in unreachable_entries(results, kept) if e.dataset not in skip]
+    gone = {(e.dataset, e.stage, e.key) for e in entries if not e.partial}
+    temps = [t for t in stale_temps(results) if t.relative_to(results).parts[0] not in skip]
+    return Collection(
+        entries=entries,
+        temps=[t for t in temps if not any(e.path in t.parents for e in entries)],  # go with their entry
+        links=[link for link in links if link.is_set_link and link.entry in gone],
+        dangling=[link for link in links if link.dangling],
+    )
+
+
+_TEMP = re.compile(r"\..+\.tmp-(\d+)")
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists on this host (signal 0 sends nothing): a process of another user
+    counts as alive (PermissionError), only ProcessLookupError as gone."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _temp_dirs(results: Path) -> Iterable[Path]:
+    """Where writers leave ``.<name>.tmp-<pid>`` temps: ``results/<dataset>/`` (aliases, the index, the
+    report), each ``store/<stage>/sets/`` folder and the top level of each store entry folder."""
+    for dataset_dir in sorted(p for p in results.glob("*") if p.is_dir()):
+        yield dataset_dir
+        for stage_dir in sorted(dataset_dir.glob("store/*")):
+            yield stage_dir / "sets"
+            yield from (e for e in sorted(stage_dir.iterdir()) if _KEY.fullmatch(e.name) and e.is_dir())
+
+
+def stale_temps(results: str | os.PathLike) -> list[Path]:
+    """Temps (``.<name>.tmp-<pid>``) whose writer is no longer alive on this host: what a job or finalize
+    killed with kill -9 leaves (a 0-byte ``.manifest.sqlite.tmp-<pid>``). A live pid's temp is kept: its
+    writer may still rename it into place. A pid is only meaningful on this host: a temp that a job on
+    another cluster node is writing looks stale here, so run gc while no run is going on (gc checks this
+    host only, ``fmwsss.pipeline.runlock``)."""
+    found = []
+    for directory in _temp_dirs(Path(results)):
+        for temp in sorted(directory.glob(".*.tmp-*")):
+            pid = _TEMP.fullmatch(temp.name)
+            if pid and not pid_alive(int(pid[1])):
+                found.append(temp)
+    return found
+
+
+def unreachable_entries(results: str | os.PathLike, reachable: set[tuple[str, str, str]]) -> list[StoreEntry]:
+    """Store entries not in ``reachable`` (``kept_entries``).
+
+    Partial state of a kept key is kept (it is what a resumed job continues from).
     """
     return [e for e in store_entries(results) if (e.dataset, e.stage, e.key) not in reachable]

@@ -128,9 +128,9 @@ def test_repair_restores_mtimes_and_updates_the_record_where_bytes_differ(tmp_pa
     calls: list[list[str]] = []
     logged: list[str] = []
     run_repair([step], ["snakemake", "--cores", "1"], log=logged.append,
-               run=_fake_snakemake({"shard-001.h5": b"abc"}, calls))
+               run=_fake_snakemake({"shard-001.h5": b"abc"}, calls), workdir=tmp_path)
     assert "the recomputed bytes of shard-001.h5 differ from those recorded" in logged[-1]
-    assert calls == [["snakemake", "--cores", "1", "--force", str(entry / "shard-001.h5")]]
+    assert calls == [["snakemake", "--cores", "1", "--nolock", "--force", str(entry / "shard-001.h5")]]
     spec_mtime = mtimes["spec.json"]
     assert (entry / "spec.json").stat().st_mtime_ns == spec_mtime and entry.stat().st_mtime_ns == spec_mtime
     assert (entry / "shard-001.h5").stat().st_mtime_ns == spec_mtime  # recreated: its entry's spec.json time
@@ -138,6 +138,46 @@ def test_repair_restores_mtimes_and_updates_the_record_where_bytes_differ(tmp_pa
     assert (entry / "sub/x.png").stat().st_mtime_ns == spec_mtime  # never later than spec.json
     assert read_record(entry)["shard-001.h5"] == {"size": 3, "sha256": SHA256_ABC}
     assert entry_problems(entry, full=True) == []
+
+
+def test_repair_holds_a_snakemake_lock_and_runs_every_call_with_nolock(tmp_path):
+    entry = _entry(tmp_path)
+    write_spec(entry, entry.name, {"stage": "sam_masks"}, "demo")
+    (entry / "shard-001.h5").unlink()
+    steps = [RepairStep("sam_masks", entry, entry_problems(entry), [str(entry / "shard-001.h5")],
+                        [entry / "shard-001.h5"], "one shard job", False),
+             RepairStep("sam_masks", entry, [], [str(entry / "spec.json")], [], "the finalize job", True)]
+    locks = tmp_path / ".snakemake/locks"
+    calls: list[list[str]] = []
+    held: list[list[str]] = []
+
+    def run(cmd, **kwargs):
+        held.append(sorted((locks / "0.output.lock").read_text().splitlines()))
+        return _fake_snakemake({"shard-001.h5": b"", "spec.json": (entry / "spec.json").read_bytes()}, calls)(cmd)
+
+    run_repair(steps, ["snakemake"], log=lambda _: None, run=run, workdir=tmp_path)
+    assert [call[:3] for call in calls] == [["snakemake", "--nolock", "--force"]] * 2
+    store = "results/demo/store/sam_masks/0123456789abcdef"
+    names = ("shard-000.h5", "shard-001.h5", "spec.json", "sub/x.png")
+    assert held[0] == held[1] == [f"{store}/{name}" for name in names]
+    assert not locks.exists()  # only our lock, and the folder it left empty, are removed
+
+
+def test_repair_under_a_run_deletes_nothing_and_names_it(tmp_path):
+    from fmwsss.pipeline.runlock import RunInProgress
+
+    entry = _entry(tmp_path)
+    write_spec(entry, entry.name, {"stage": "sam_masks"}, "demo")
+    (entry / "shard-000.h5").write_bytes(b"ab")  # damaged
+    (tmp_path / ".snakemake/locks").mkdir(parents=True)
+    (tmp_path / ".snakemake/locks/0.input.lock").write_text("results/demo/seeds\n")
+    step = RepairStep("sam_masks", entry, entry_problems(entry), [str(entry / "shard-000.h5")],
+                      [entry / "shard-000.h5"], "one shard job", False)
+    calls: list[list[str]] = []
+    with pytest.raises(RunInProgress, match="`fmwsss repair demo` again"):
+        run_repair([step], ["snakemake"], run=_fake_snakemake({}, calls), workdir=tmp_path, rerun="fmwsss repair demo")
+    assert calls == [] and (entry / "shard-000.h5").read_bytes() == b"ab"
+    assert (tmp_path / ".snakemake/locks/0.input.lock").is_file()  # another's lock is never removed
 
 
 class _StubPlan:

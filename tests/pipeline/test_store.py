@@ -1,14 +1,28 @@
-"""Store helpers: aliases, stale temp cleanup, spec.json, unreachable entries."""
+"""Store helpers: aliases, stale temp cleanup, spec.json, unreachable entries, what gc keeps."""
 from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from fmwsss.pipeline.keys import stage_key
 from fmwsss.pipeline.stages import STAGES, upstream_aliases
-from fmwsss.pipeline.store import clean_stale_temps, link_scores, make_alias, unreachable_entries, write_spec
+from fmwsss.pipeline.store import (
+    Collection,
+    clean_stale_temps,
+    collect,
+    link_scores,
+    make_alias,
+    pid_alive,
+    stale_temps,
+    store_links,
+    unreachable_entries,
+    write_spec,
+)
 
 
 def test_make_alias_is_relative_and_repoints(tmp_path):
@@ -87,3 +101,63 @@ def test_stage_graph_is_a_dag_in_order_and_aliases_chain():
     assert upstream_aliases("cams_fine") == ["seeds_coarse"]
     assert set(upstream_aliases("seeds_coarse")) == {"cams_coarse", "sam_masks"}
     assert upstream_aliases("sam_masks") == []
+
+
+def _entry(results: Path, stage: str, key: str, **spec) -> Path:
+    entry = results / "demo" / "store" / stage / key
+    entry.mkdir(parents=True)
+    (entry / "spec.json").write_text(json.dumps(spec))
+    return entry
+
+
+def changed_config_store(results: Path) -> set[tuple[str, str, str]]:
+    """A store after a config change: the current config needs only seeds_fine cc; the stable name `seeds`
+    names an older e1, which reaches a2 through its upstream set link, a3 through a2's refs and score c1
+    through its score link; a1 (named by an old set link only), a4 and score c2 are reached by nothing.
+    Returns the current config's keys."""
+    _entry(results, "seeds_fine", "cc")
+    seeds = _entry(results, "seeds_fine", "e1", upstream={"sam_masks": "5e7"})
+    os.symlink("../../score_seeds_fine/c1/metrics.json", seeds / "metrics.json")
+    for key in ("c1", "c2"):
+        _entry(results, "score_seeds_fine", key)
+    _entry(results, "sam_masks", "a2", refs=["a3"])
+    for key in ("a1", "a3", "a4"):
+        _entry(results, "sam_masks", key)
+    os.symlink("store/seeds_fine/e1", results / "demo" / "seeds")  # a stable name an older config made
+    (results / "demo/store/sam_masks/sets").mkdir()
+    os.symlink("../a2", results / "demo/store/sam_masks/sets/5e7")
+    os.symlink("../a1", results / "demo/store/sam_masks/sets/9f0")
+    os.symlink("store/deeplab_eval/dead", results / "demo" / "deeplab")  # its entry is gone
+    return {("demo", "seeds_fine", "cc")}
+
+
+def test_gc_keeps_what_stable_names_reach_after_a_config_change_and_collects_the_rest(tmp_path):
+    current = changed_config_store(tmp_path)
+    found = collect(tmp_path, current, skip=set())
+    assert sorted(e.key for e in found.entries) == ["a1", "a4", "c2"]  # kept: cc, e1, a2 (set link), a3, c1
+    assert [link.path.name for link in found.links] == ["9f0"]  # would dangle once a1 is gone
+    assert [(link.path.name, link.stage, link.key) for link in found.dangling] == [("deeplab", "deeplab_eval", "dead")]
+    assert {(link.path.name, link.is_set_link) for link in store_links(tmp_path)} == {
+        ("seeds", False), ("deeplab", False), ("5e7", True), ("9f0", True)}
+    assert collect(tmp_path, current, skip={"demo"}) == Collection([], [], [], [])
+
+
+def test_stale_temps_are_those_of_writers_no_longer_alive(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    dead, live = proc.pid, os.getpid()
+    assert not pid_alive(dead) and pid_alive(live) and pid_alive(1)
+    entry = _entry(tmp_path, "seeds_fine", "e1")
+    (entry / f".manifest.sqlite.tmp-{dead}").write_bytes(b"")  # a finalize killed with kill -9
+    (entry / f".spec.json.tmp-{live}").write_bytes(b"{")  # a writer still at work
+    os.symlink("store/seeds_fine/e1", tmp_path / "demo" / f".seeds.tmp-{dead}")  # an alias swap killed
+    (tmp_path / "demo/store/seeds_fine/sets").mkdir()
+    os.symlink("../e1", tmp_path / "demo/store/seeds_fine/sets" / f".5e7.tmp-{dead}")
+    (entry / "sub").mkdir()
+    (entry / "sub" / f".x.tmp-{dead}").write_bytes(b"")  # below the top level: not looked at
+    assert stale_temps(tmp_path) == [
+        tmp_path / "demo" / f".seeds.tmp-{dead}",
+        tmp_path / "demo/store/seeds_fine/sets" / f".5e7.tmp-{dead}",
+        entry / f".manifest.sqlite.tmp-{dead}",
+    ]
+    assert store_links(tmp_path) == []  # an alias temp is no stable name
