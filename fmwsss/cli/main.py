@@ -57,6 +57,7 @@ def _stage_state(ds, stage: str, done: bool, problems: list[str] | None, incompl
 def _cmd_status(args: argparse.Namespace) -> int:
     from fmwsss.data.index import index_path
     from fmwsss.pipeline.integrity import entry_problems, repair_command
+    from fmwsss.pipeline.reuse import holder_manifest_problems
     from fmwsss.pipeline.snakemake_state import is_incomplete
     from fmwsss.pipeline.stages import SCORES, STAGES
 
@@ -81,6 +82,8 @@ def _cmd_status(args: argparse.Namespace) -> int:
             product = plan.product(name, stage.name)
             done = Path(product).exists()
             problems = entry_problems(plan.store(name, stage.name), full=args.verify)
+            if problems is not None and stage.sharded:
+                problems += holder_manifest_problems(Path(plan.store(name, stage.name)))
             state = _stage_state(ds, stage.name, done, problems, done and is_incomplete(product))
             print(f"  {stage.name:<22} {ds.keys[stage.name]}  {state}")
             for problem in problems or []:

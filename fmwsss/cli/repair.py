@@ -15,6 +15,9 @@ def _snakemake_command(args: argparse.Namespace) -> list[str]:
     return cmd + shlex.split(args.snakemake_args)
 
 
+ROUNDS = 3  # repair, look again, repair what the first round uncovered; a fault that survives three is reported
+
+
 def _cmd_repair(args: argparse.Namespace) -> int:
     from fmwsss.pipeline.config import Config
     from fmwsss.pipeline.plan import Plan
@@ -35,7 +38,18 @@ def _cmd_repair(args: argparse.Namespace) -> int:
         print("dry run: nothing deleted or recomputed (drop --dry-run to repair)")
         return 0
     snakemake = _snakemake_command(args)
-    run_repair(steps, snakemake, rerun=f"fmwsss repair {args.dataset}")
+    for _ in range(ROUNDS):
+        run_repair(steps, snakemake, rerun=f"fmwsss repair {args.dataset}")
+        # a fault that hid another (a damaged manifest over links into a gone holder) shows once it is mended
+        steps = plan_repair(plan, args.dataset, full=args.verify)
+        if not steps:
+            break
+        for step in steps:
+            print(f"  then: {step.cost}, for {'; '.join(str(p) for p in step.problems[:3])}")
+    else:
+        print(f"fmwsss: error: still damaged after {ROUNDS} rounds of repair: "
+              f"{'; '.join(str(p) for s in steps for p in s.problems[:3])}", file=sys.stderr)
+        return 1
     targets = alias_targets(plan, args.dataset)
     if targets:
         clean, out = dry_run_is_clean(snakemake, targets)

@@ -149,8 +149,9 @@ def reference_problems(entry_dir: str | os.PathLike, spec: dict, own: list[Probl
                 records[holder] = None
         record = records[holder]
         if record is None or shard not in record:
-            problems.append(Problem(holder_dir / shard, f"gone (its entry {holder_dir} has no record of it); "
-                                    f"{len(image_ids)} image(s) of {entry} link into it", image_ids))
+            why = "its entry has no record of it" if (holder_dir / SPEC_NAME).is_file() else "its entry is gone"
+            problems.append(Problem(holder_dir / shard, f"gone ({why}); {len(image_ids)} image(s) of {entry} link "
+                                    f"into it", image_ids))
             continue
         problems += [Problem(p.path, f"{p.reason}; {len(image_ids)} image(s) of {entry} link into it", image_ids)
                      for p in check_files(holder_dir, record, full, [shard])]

@@ -21,7 +21,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from fmwsss.pipeline.integrity import MANIFEST, SPEC_NAME, DamagedEntryError, check_files, read_record
+from fmwsss.pipeline.integrity import (
+    MANIFEST, SPEC_NAME, DamagedEntryError, Problem, check_files, read_record, read_spec,
+)
 from fmwsss.pipeline.keys import image_result_key
 from fmwsss.pipeline.stages import DATASET_INPUTS, STAGES
 
@@ -67,7 +69,7 @@ def image_keys(ds, stage: str, start: int, stop: int) -> dict[str, str]:
     return keys_at(stage)
 
 
-def _finished_entries(stage_dir: Path, exclude: str) -> list[Path]:
+def finished_entries(stage_dir: Path, exclude: str = "") -> list[Path]:
     """Finished entries of a stage folder (spec.json and manifest written), in name order."""
     if not stage_dir.is_dir():
         return []
@@ -90,6 +92,24 @@ def manifest_problem(entry: Path) -> str | None:
         return f"{entry / MANIFEST}: not in {entry / SPEC_NAME}'s file record (an unfinished or older entry)"
     problems = check_files(entry, record, full=True, names=[MANIFEST])
     return str(problems[0]) if problems else None
+
+
+def holder_manifest_problems(entry: Path) -> list[Problem]:
+    """The damaged manifests of the entries a complete ``entry`` links into (spec.json ``refs``). Not damage of
+    ``entry`` itself (its links read the holders' shards, not their manifests), but a holder is a source of
+    reuse for every later entry, and no current entry's finalize rewrites its manifest: status lists these and
+    ``fmwsss repair`` rebuilds them from the holders' shards."""
+    try:
+        refs = (read_spec(entry) or {}).get("refs") or []
+    except DamagedEntryError:
+        return []
+    found = []
+    for ref in refs:
+        holder = entry.parent / ref
+        if (holder / SPEC_NAME).is_file() and (problem := manifest_problem(holder)) is not None:
+            found.append(Problem(holder / MANIFEST, f"{problem.split(': ', 1)[-1]} (an entry {entry.name} links "
+                                 f"into; its manifest offers reuse)"))
+    return found
 
 
 def _manifest_rows(entry: Path, sql: str, args: Sequence[str]) -> list[tuple]:
@@ -169,7 +189,7 @@ def find_reusable(
     found: dict[str, Holder] = {}
     stage_dir = Path(stage_dir)
     holders = _Holders(stage_dir, log)
-    for entry in _finished_entries(stage_dir, own_key):
+    for entry in finished_entries(stage_dir, own_key):
         todo = [k for k in by_key if by_key[k][0] not in found]
         if not todo:
             break
