@@ -46,6 +46,15 @@ EXPECTED_ROWS = {
         r"^cold index build( +-?[\d.]+){3} +-?[\d.]+x( +-?[\d.]+){3} +-?[\d.]+x$",
         r"^added per image: -?\d+ us wall, -?\d+ us cpu; headers opened: cold 72, warm refresh 0 \(",
     ],
+    "bench_index_check.py": [
+        r"^index .*/results/coco/index\.sqlite: [\d.]+ MB, 60 ids; best of 3, warm page cache$",
+        r"^sha256 check on open \(check_record\) +[\d.]+$",
+        r"^record written after each write +[\d.]+$",
+        *(rf"^{row} +[\d.]+ +[\d.]+x$" for row in (
+            r"open without the check \(job\)", r"  \+ one shard's rows \(500 ids\)",
+            r"read_freshness \(main, every run\)", r"PRAGMA quick_check \(all tables\)", r"PRAGMA integrity_check")),
+        r"^main process, every run: read_freshness [\d.]+ ms \+ check [\d.]+ ms -> [\d.]+x$",
+    ],
     "bench_startup.py": [
         r"^job start-up of demo \(\d+ jobs with a record, ",
         r"^rule +jobs +python +torch +imports +index ",

@@ -1,14 +1,18 @@
 """The dataset index: what it records, which digest each kind of change moves, rebuilds, and job-side checks."""
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
+import sqlite3
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from fmwsss.data.index import INDEX_NAME, IndexStale, open_index, refresh_index
+import fmwsss.data.index as index_module
+from fmwsss.data.index import INDEX_NAME, IndexStale, open_index, record_path, refresh_index
 
 ENTRY = {"type": "custom", "root": None, "options": {}}
 
@@ -93,6 +97,133 @@ def test_truncated_index_is_rebuilt_with_a_log_line(tmp_path, tree):
     lines.clear()
     assert _refresh(tmp_path, tree, lines).digests == base
     assert any("corrupt" in m for m in lines), lines
+
+
+def _overwrite_table_page(path, table: str, seed: int = 20) -> None:
+    """4 KB of random bytes over the first page of ``table`` (its root), keeping the file's size and mtime."""
+    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    root = con.execute("SELECT rootpage FROM sqlite_schema WHERE name = ?", (table,)).fetchone()[0]
+    page_size = con.execute("PRAGMA page_size").fetchone()[0]
+    con.close()
+    assert page_size == 4096
+    st = path.stat()
+    with open(path, "r+b") as fh:
+        fh.seek((root - 1) * page_size)
+        fh.write(np.random.default_rng(seed).bytes(page_size))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert path.stat().st_size == st.st_size and path.stat().st_mtime_ns == st.st_mtime_ns
+
+
+def _rows_raise_malformed(path) -> bool:
+    """What every job met before the record: SQLite refusing the image rows."""
+    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        con.execute("SELECT * FROM images").fetchall()
+    except sqlite3.DatabaseError:
+        return True
+    finally:
+        con.close()
+    return False
+
+
+def _assert_job_refuses_then_main_rebuilds(tmp_path, tree, path) -> None:
+    with pytest.raises(IndexStale) as refused:
+        open_index(path, "ds", _entry(tree))
+    assert str(path) in str(refused.value) and "`fmwsss index ds`" in str(refused.value)
+    lines: list[str] = []
+    index = _refresh(tmp_path, tree, lines)
+    assert [m for m in lines if str(path) in m and "rebuilding" in m], lines
+    assert index.ids == ["a", "b", "c"] and [index.tags(i) for i in "abc"] == [(1,), (2,), (1, 2)]
+    assert open_index(path, "ds", _entry(tree)).ids == ["a", "b", "c"]  # the rebuilt index serves jobs again
+
+
+def test_random_bytes_over_a_page_are_refused_by_jobs_and_rebuilt(tmp_path, tree):
+    path = tmp_path / "results" / "ds" / INDEX_NAME
+    _refresh(tmp_path, tree)
+    _overwrite_table_page(path, "images")
+    assert _rows_raise_malformed(path)
+    _assert_job_refuses_then_main_rebuilds(tmp_path, tree, path)
+
+
+def test_an_edit_that_keeps_valid_sqlite_is_refused_and_rebuilt(tmp_path, tree):
+    path = tmp_path / "results" / "ds" / INDEX_NAME
+    _refresh(tmp_path, tree)
+    con = sqlite3.connect(path)
+    with con:
+        con.execute("UPDATE images SET tags = '2' WHERE id = 'a'")  # a: cat -> dog
+    assert con.execute("PRAGMA quick_check").fetchone()[0] == "ok"  # SQLite sees nothing wrong
+    con.close()
+    _assert_job_refuses_then_main_rebuilds(tmp_path, tree, path)
+
+
+def test_a_page_damaged_after_open_is_index_stale_not_a_database_error(tmp_path, tree):
+    path = tmp_path / "results" / "ds" / INDEX_NAME
+    _refresh(tmp_path, tree)
+    job = open_index(path, "ds", _entry(tree))  # header read, image rows not yet
+    _overwrite_table_page(path, "images")
+    with pytest.raises(IndexStale, match="damaged dataset index") as refused:
+        job.ids
+    assert str(path) in str(refused.value) and "`fmwsss index ds`" in str(refused.value)
+
+
+class _Malformed:
+    def execute(self, *_args):
+        raise sqlite3.DatabaseError("database disk image is malformed")
+
+
+@pytest.mark.parametrize("read", [
+    lambda ix: ix.ids, lambda ix: ix.ids_range(0, 2), lambda ix: ix.splits, lambda ix: ix.image_path("a"),
+    lambda ix: ix.gt_path("a"), lambda ix: ix.tags("a"), lambda ix: ix.image_digests(0, 3),
+], ids=["ids", "ids_range", "splits", "image_path", "gt_path", "tags", "image_digests"])
+def test_every_read_turns_a_database_error_into_index_stale(tmp_path, tree, read):
+    path = tmp_path / "results" / "ds" / INDEX_NAME
+    _refresh(tmp_path, tree)
+    job = open_index(path, "ds", _entry(tree))
+    job._con = _Malformed()
+    with pytest.raises(IndexStale) as refused:
+        read(job)
+    assert str(path) in str(refused.value) and "`fmwsss index ds`" in str(refused.value)
+    assert isinstance(refused.value.__cause__, sqlite3.DatabaseError)
+
+
+def _record(path) -> dict:
+    return json.loads(record_path(path).read_text())
+
+
+def test_the_record_is_written_with_the_index_and_with_each_patch(tmp_path, tree):
+    path = tmp_path / "results" / "ds" / INDEX_NAME
+    _refresh(tmp_path, tree)
+    assert record_path(path) == path.parent / "index.sqlite.sha256"
+    built = path.read_bytes()
+    assert _record(path) == {"sha256": hashlib.sha256(built).hexdigest(), "size": len(built)}
+    future = path.stat().st_mtime_ns + 10**9
+    os.utime(tree / "images" / "a.png", ns=(future, future))  # touched: the index is patched with its new stat
+    lines: list[str] = []
+    _refresh(tmp_path, tree, lines)
+    assert any("no digest moved" in m for m in lines), lines
+    patched = path.read_bytes()
+    assert patched != built
+    assert _record(path) == {"sha256": hashlib.sha256(patched).hexdigest(), "size": len(patched)}
+
+
+def test_a_job_waits_once_for_a_record_being_written(tmp_path, tree, monkeypatch):
+    path = tmp_path / "results" / "ds" / INDEX_NAME
+    _refresh(tmp_path, tree)
+    good = record_path(path).read_text()
+    record_path(path).write_text(json.dumps({"sha256": "0" * 64, "size": path.stat().st_size}))
+    waits: list[float] = []
+
+    def main_process_finishes(seconds: float) -> None:  # the record arrives while the job waits
+        waits.append(seconds)
+        record_path(path).write_text(good)
+
+    monkeypatch.setattr(index_module.time, "sleep", main_process_finishes)
+    assert open_index(path, "ds", _entry(tree)).ids == ["a", "b", "c"]
+    assert waits == [index_module.RECHECK_AFTER_S]
+    monkeypatch.undo()
+    record_path(path).unlink()  # and never written: refused after the wait
+    with pytest.raises(IndexStale, match="no index.sqlite.sha256 records its sha256"):
+        open_index(path, "ds", _entry(tree))
 
 
 def test_jobs_never_build_and_refuse_a_stale_index(tmp_path, tree):
@@ -199,3 +330,23 @@ def test_index_command_builds_then_reports(tmp_path, tree, capsys):
     assert main(argv[:1] + ["ds"] + argv[1:]) == 0
     assert "opening" not in capsys.readouterr().err  # fresh: read, not rebuilt
     assert main(argv[:1] + ["unset"] + argv[1:]) == 1
+
+
+def test_index_and_status_commands_rebuild_a_damaged_index(tmp_path, tree, capsys, monkeypatch):
+    import yaml
+
+    from fmwsss.cli.main import main
+
+    monkeypatch.chdir(tmp_path)  # `fmwsss status` reads results/ of the working directory
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump({
+        "datasets": {"ds": {"type": "custom", "root": str(tree), "preset": "p"}}, "presets": {"p": {}},
+    }))
+    path = tmp_path / "results" / "ds" / INDEX_NAME
+    assert main(["index", "ds", "--config", "config.yaml"]) == 0
+    for command in ("index", "status"):
+        capsys.readouterr()
+        _overwrite_table_page(path, "images")
+        assert main([command, "ds", "--config", "config.yaml"]) == 0
+        err = capsys.readouterr().err
+        assert f"{os.path.join('results', 'ds', INDEX_NAME)} is unreadable, corrupt" in err and "rebuilding" in err
+        assert open_index(path, "ds", _entry(tree)).ids == ["a", "b", "c"]
