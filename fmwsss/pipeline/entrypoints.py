@@ -122,7 +122,7 @@ def sam_masks(smk: Any) -> None:
         clean_stale_temps(final.parent)
         weight = get_weight(p.weights)
         items = [(i, ds.dataset.image_path(i)) for i in ds.shard_ids(final.stem)]
-        reused, keys = _reusable(ds, "sam_masks", final, log)
+        reused, keys = _reusable(ds, "sam_masks", final, partial_dir / final.name, log)
         log(f"sam_masks: shard {final.stem} of {ds.name}, {len(items)} images, weights {p.weights}")
         _require_decodable(items, f"sam_masks {final.stem} of {ds.name}", smk.threads, log)
         run_sam_shard(
@@ -141,7 +141,8 @@ def sam_masks(smk: Any) -> None:
         )
 
 
-def _reusable(ds, stage: str, final: Path, log: Callable[[str], None]) -> tuple[dict[str, tuple[str, str]], dict[str, str]]:
+def _reusable(ds, stage: str, final: Path, partial: Path, log: Callable[[str], None]
+              ) -> tuple[dict[str, tuple[str, str]], dict[str, str]]:
     """The shard's per-image keys (recorded on each group it computes) and its images whose identical result
     (same per-image key, checked against the key the holder's group records) a finished entry of the stage
     already holds: image id -> (file relative to the shard's folder, group), for the writer to link."""
@@ -151,11 +152,16 @@ def _reusable(ds, stage: str, final: Path, log: Callable[[str], None]) -> tuple[
     keys = image_keys(ds, stage, positions.start, positions.stop)
     prefix = f"{stage}: shard {final.stem}: "
     if (final.parent / "spec.json").is_file():
-        # A repair inside a finished entry (fmwsss repair): link only what the entry linked before, to the same
-        # holders (a holder never links on, so links never chain); compute what it held and what is gone.
-        holders = own_links(final.parent, keys, keys, lambda msg: log(prefix + msg))
-        log(f"{prefix}repairing a finished entry: {len(holders)} of {len(keys)} images linked as before, "
-            f"the others computed here")
+        # A repair inside a finished entry (fmwsss repair). Its partial file, where there is one, holds what the
+        # repair keeps (it dropped the links into damaged holders: a damage only --verify sees, so the holder
+        # checks here would pass them): the rest is computed. Else link only what the entry linked before, to
+        # the same holders (a holder never links on, so links never chain); compute what it held.
+        if partial.is_file():
+            holders = {}
+        else:
+            holders = own_links(final.parent, keys, keys, lambda msg: log(prefix + msg))
+        log(f"{prefix}repairing a finished entry: {len(holders)} of {len(keys)} images linked as before"
+            f"{' (the partial file keeps what stays)' if partial.is_file() else ''}, the others computed here")
     else:
         holders = find_reusable(final.parent.parent, final.parent.name, keys, lambda msg: log(prefix + msg))
         log(f"{prefix}{len(holders)} of {len(keys)} images found in finished entries")
@@ -337,7 +343,7 @@ def cams_dump(smk: Any, stage: str) -> None:
         caa = ds.settings[section]["caa"]
         require_intact([getattr(smk.input, prompts_stage)], full=True)  # a small file: hashed on every read
         items = [(i, ds.dataset.image_path(i), ds.dataset.tags(i)) for i in ds.shard_ids(final.stem)]
-        reused, keys = _reusable(ds, stage, final, log)
+        reused, keys = _reusable(ds, stage, final, Path(smk.params.partial) / final.name, log)
         log(f"{stage}: shard {final.stem} of {ds.name}, {len(items)} images")
         _require_decodable(items, f"{stage} {final.stem} of {ds.name}", smk.threads, log)
         dump_cams(
@@ -377,7 +383,7 @@ def seeds_shard(smk: Any, stage: str) -> None:
         final = Path(smk.output.shard)
         clean_stale_temps(final.parent)
         ids = ds.shard_ids(final.stem)
-        reused, keys = _reusable(ds, stage, final, log)
+        reused, keys = _reusable(ds, stage, final, Path(smk.params.partial) / final.name, log)
         with GroupShardWriter(Path(smk.params.partial) / final.name, final, section, keys) as writer:
             n_reused = link_reused(writer, reused)
             done = writer.done
