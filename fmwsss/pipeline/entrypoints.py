@@ -183,14 +183,19 @@ def finish_entry(ds, stage: str, shards: Sequence[str], store: Path, key: str, s
     from fmwsss.pipeline.reuse import manifest_rows, point_set_link, write_manifest
     from fmwsss.pipeline.store import drop_empty_partial
 
+    from fmwsss.hooks import maybe_stall
+
     for shard in shards:
         require_complete(shard)
     clean_stale_temps(store)  # a killed finalize's temporary manifest or spec.json
     keys = image_keys_all(ds, stage)
     refs = write_manifest(store, manifest_rows(key, shards, keys))
+    maybe_stall(f"{stage}_finalize", 1)
     drop_empty_partial(store)
     point_set_link(Path(Plan.set_link_path(store.parent, spec["set_key"])), store)
+    maybe_stall(f"{stage}_finalize", 2)
     write_spec(store, key, spec, ds.name, refs=sorted(refs))
+    maybe_stall(f"{stage}_finalize", 3)
     log(f"{stage}: {len(shards)} shards complete, {len(keys)} images in the manifest, links into "
         f"{len(refs)} other entries; wrote {store / 'spec.json'}")
 
