@@ -10,7 +10,7 @@ COCO_SAMPLE_SOURCE ?= samples/coco_sample
 # Snakemake 9 needs Python 3.11 or newer; `make install` checks $(PYTHON) first.
 PYTHON_MIN := 3.11
 
-.PHONY: help install install-browser data data-coco demo demo-coco demo-pretrained test test-fast test-long test-slurm lint gpu-wheels gpu-suite
+.PHONY: help install install-browser data data-coco demo demo-coco demo-pretrained test test-fast test-long test-faults test-slurm lint gpu-wheels gpu-suite
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -78,6 +78,9 @@ test: $(BIN)/fmwsss  ## the test suite (unit, equivalence, oracle, end-to-end wo
 
 test-long: $(BIN)/fmwsss  ## the long tests only (the fast SAM generator at paper settings on all 24 demo images)
 	$(BIN)/python -m pytest -q -m long
+
+test-faults: $(BIN)/fmwsss  ## fault injection into a finished small run: every SQLite page and shard (long; CI runs it)
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) -m long tests/workflow/test_store_faults.py --durations=5
 
 test-fast: $(BIN)/fmwsss  ## the suite without tests marked slow
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) -m "not slow and not long"

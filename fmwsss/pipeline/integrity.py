@@ -119,6 +119,8 @@ def _linked_shards(entry: Path) -> list[tuple[str, str, tuple[str, ...]]]:
     try:
         rows = con.execute("SELECT entry, shard, image_id FROM results WHERE entry != ? ORDER BY entry, shard, image_id",
                            (entry.name,)).fetchall()
+    except sqlite3.DatabaseError as exc:  # a manifest its record does not cover (an older entry)
+        raise DamagedEntryError(f"{entry / MANIFEST}: unreadable ({exc})") from exc
     finally:
         con.close()
     found: dict[tuple[str, str], list[str]] = {}
@@ -140,7 +142,11 @@ def reference_problems(entry_dir: str | os.PathLike, spec: dict, own: list[Probl
                 for ref in refs if not (entry.parent / ref / SPEC_NAME).is_file()]
     problems: list[Problem] = []
     records: dict[str, dict | None] = {}
-    for holder, shard, image_ids in _linked_shards(entry):
+    try:
+        linked = _linked_shards(entry)
+    except DamagedEntryError as exc:
+        return [Problem(entry / MANIFEST, str(exc).removeprefix(f"{entry / MANIFEST}: "))]
+    for holder, shard, image_ids in linked:
         holder_dir = entry.parent / holder
         if holder not in records:
             try:
