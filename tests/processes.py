@@ -69,3 +69,16 @@ def run(cmd: Sequence[str], timeout: float, *, cwd=None, env=None, input: str | 
         kill_group(proc)
         raise
     return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
+def wait_for_text(path, text: str, proc: subprocess.Popen, timeout: float = 600) -> None:
+    """Wait until the file ``path`` contains ``text`` (a job's log line), while ``proc`` (the run writing it)
+    is alive, for at most ``scaled(timeout)`` seconds."""
+    import time
+    from pathlib import Path
+
+    path, deadline = Path(path), time.monotonic() + scaled(timeout)
+    while not (path.is_file() and text in path.read_text()):
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, f"{path} never said {text!r}"
+        time.sleep(0.3)

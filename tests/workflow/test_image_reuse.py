@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from tests.workflow.conftest import BIN, ROOT, Workdir
-from tests.processes import scaled
+from tests.processes import wait_for_text
 
 pytestmark = pytest.mark.slow
 
@@ -101,14 +101,6 @@ def _custom_dataset(root: Path, voc: Path, ids: list[str]) -> None:
     (root / "tags.json").write_text(json.dumps({i: [CLASSES[t - 1] for t in labels[i]] for i in ids}))
 
 
-def _wait_for(path: Path, text: str, proc: subprocess.Popen, timeout: float = 600) -> None:
-    deadline = time.monotonic() + scaled(timeout)
-    while not (path.is_file() and text in path.read_text()):
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline, f"{path} never said {text!r}"
-        time.sleep(0.5)
-
-
 def test_added_images_are_the_only_ones_computed_even_after_a_kill(demo_run, tmp_path, voc_sample):
     wd = demo_run.copy(tmp_path / "wd")
     ids = sorted(json.loads((voc_sample / "labels.json").read_text()))[:9]
@@ -143,7 +135,7 @@ def test_added_images_are_the_only_ones_computed_even_after_a_kill(demo_run, tmp
             new_key = next((p.parent.name for p in found if p.parent.name != old_key), None)
             assert proc.poll() is None and time.monotonic() < deadline
             time.sleep(0.5)
-        _wait_for(wd.path / "results" / "mine" / "logs" / "sam_masks" / new_key / "shard-000.log",
+        wait_for_text(wd.path / "results" / "mine" / "logs" / "sam_masks" / new_key / "shard-000.log",
                   "stalled after 3", proc)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)

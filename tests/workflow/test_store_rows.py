@@ -12,14 +12,12 @@ import os
 import signal
 import sqlite3
 import subprocess
-import time
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pytest
 
-from tests.processes import run, scaled
+from tests.processes import run, wait_for_text
 from tests.workflow.conftest import BIN, ROOT, Workdir, mini_config
 from tests.workflow.test_store_faults import PAGE, seeds
 
@@ -150,14 +148,6 @@ def test_gc_after_a_config_change_keeps_what_stable_names_point_at(mini):
     assert seeds(wd.path) == before
 
 
-def _wait_for(path: Path, text: str, proc: subprocess.Popen, timeout: float = 300) -> None:
-    deadline = time.monotonic() + scaled(timeout)
-    while not (path.is_file() and text in path.read_text()):
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline, f"{path} never said {text!r}"
-        time.sleep(0.3)
-
-
 def _stalled(wd: Workdir, stall: str, *args: str) -> subprocess.Popen:
     return subprocess.Popen(
         [str(BIN / "snakemake"), "-s", str(ROOT / "Snakefile"), "--cores", "1", *args], cwd=wd.path,
@@ -172,7 +162,7 @@ def test_repair_under_a_live_run_refuses_naming_it_and_deletes_nothing(mini):
     proc = _stalled(wd, "seeds_fine_finalize:1", "--force", _rel(wd, entry / "spec.json"))
     shard = _current(wd, "cams_fine") / "shard-000.h5"
     try:
-        _wait_for(wd.path / "results/mini/logs/seeds_fine" / entry.name / "finalize.log", "stalled after 1", proc)
+        wait_for_text(wd.path / "results/mini/logs/seeds_fine" / entry.name / "finalize.log", "stalled after 1", proc)
         shard.write_bytes(shard.read_bytes()[:-100])  # damage the run does not read
         repair = _repair(wd)
         out = repair.stdout + repair.stderr
@@ -198,7 +188,7 @@ def test_a_finalize_killed_anywhere_resumes_to_the_same_layout(mini, point):
     set_target = os.readlink(set_link)  # the set's first finished entry (the old layout's)
     proc = _stalled(wd, f"seeds_fine_finalize:{point}", "--force", _rel(wd, spec))
     try:
-        _wait_for(wd.path / "results/mini/logs/seeds_fine" / entry.name / "finalize.log", "stalled after", proc)
+        wait_for_text(wd.path / "results/mini/logs/seeds_fine" / entry.name / "finalize.log", "stalled after", proc)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
