@@ -127,8 +127,13 @@ def test_random_bytes_over_a_referenced_manifest_are_found_and_rebuilt(mini):
 def test_a_damaged_index_is_rebuilt_by_the_next_run(mini):
     wd, before = mini
     index = wd.path / "results" / "mini" / "index.sqlite"
-    data = bytearray(index.read_bytes())
-    data[PAGE:2 * PAGE] = np.random.default_rng(4).integers(0, 256, PAGE, dtype=np.uint8).tobytes()
+    con = sqlite3.connect(index)
+    (page_size,), (root,) = con.execute("PRAGMA page_size").fetchone(), con.execute(
+        "SELECT rootpage FROM sqlite_master WHERE name = 'images'").fetchone()
+    con.close()
+    data = bytearray(index.read_bytes())  # the page of the image rows, which only jobs read
+    at = (root - 1) * page_size
+    data[at:at + page_size] = np.random.default_rng(4).integers(0, 256, page_size, dtype=np.uint8).tobytes()
     index.write_bytes(bytes(data))
     proc = wd.snakemake("--cores", "2", "results/mini/seeds")
     assert f"{_rel(wd, index)} is unreadable, corrupt" in proc.stderr and "rebuilding it" in proc.stderr
