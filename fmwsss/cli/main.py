@@ -35,11 +35,12 @@ def _cmd_config_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def _stage_state(ds, stage: str, done: bool, problems: list[str] | None, incomplete: bool = False) -> str:
+def _stage_state(ds, stage: str, done: bool, problems: list[str] | None, incomplete: bool = False,
+                 aliased: bool = False, product: str = "") -> str:
     """done, damaged, incomplete or pending; a stage that reads the val split (DeepLab) of a dataset without one
     is optional (the seeds are that dataset's product: a segmenter would train on every id and be scored on
     nothing). Incomplete: its product exists but Snakemake marks the job that wrote it as killed, as Snakemake
-    itself then says."""
+    itself then says. ``aliased``: the dataset's stable name of the stage points at this (unfinished) entry."""
     from fmwsss.pipeline.stages import DATASET_INPUTS
 
     if problems:
@@ -47,6 +48,10 @@ def _stage_state(ds, stage: str, done: bool, problems: list[str] | None, incompl
     if done and incomplete:
         return ("incomplete: its job was killed after writing its last file (rerun with `snakemake --rerun-incomplete"
                 " TARGET`, README 'Recovering after a crash')")
+    if not done and aliased:
+        # a forced rerun (`--force`, a repair) killed before its last file: the stable name still points here, so
+        # Snakemake finds the stable name up to date and only the product itself names the job to run
+        return f"unfinished, but its stable name points at it: run `snakemake --cores all {product}`"
     if done:
         return "done"
     if "val_ids" in DATASET_INPUTS[stage] and not ds.dataset.splits.get("val"):
@@ -59,7 +64,9 @@ def _cmd_status(args: argparse.Namespace) -> int:
     from fmwsss.pipeline.integrity import entry_problems, repair_command
     from fmwsss.pipeline.reuse import holder_manifest_problems
     from fmwsss.pipeline.snakemake_state import is_incomplete
-    from fmwsss.pipeline.stages import SCORES, STAGES
+    from fmwsss.pipeline.stages import ALIASES, SCORES, STAGES
+
+    alias_of = {stage: alias for alias, stage in ALIASES.items()}
 
     plan = _load_plan(args.config)
     for name in args.dataset:
@@ -84,7 +91,9 @@ def _cmd_status(args: argparse.Namespace) -> int:
             problems = entry_problems(plan.store(name, stage.name), full=args.verify)
             if problems is not None and stage.sharded:
                 problems += holder_manifest_problems(Path(plan.store(name, stage.name)))
-            state = _stage_state(ds, stage.name, done, problems, done and is_incomplete(product))
+            alias = Path(plan.results, name, alias_of.get(stage.name, stage.name))
+            aliased = alias.is_symlink() and alias.resolve() == Path(plan.store(name, stage.name)).resolve()
+            state = _stage_state(ds, stage.name, done, problems, done and is_incomplete(product), aliased, product)
             print(f"  {stage.name:<22} {ds.keys[stage.name]}  {state}")
             for problem in problems or []:
                 print(f"    {problem}")
