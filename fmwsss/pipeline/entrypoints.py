@@ -421,17 +421,14 @@ def _link_reused_png(fh: Any, image_id: str, store: Path, png: Path, records: di
     its entry recorded (then the caller writes it from the labels). ``records``: holder entry -> its file
     record, read once per holder."""
     from fmwsss.io.shards import external_target
-    from fmwsss.pipeline.integrity import DamagedEntryError, check_files, read_record
+    from fmwsss.pipeline.integrity import check_files, readable_record
 
     target = external_target(fh, image_id)
     if target is None:
         return False
     holder = store / Path(target[0]).parent
     if holder not in records:
-        try:
-            records[holder] = read_record(holder)
-        except DamagedEntryError:
-            records[holder] = None
+        records[holder] = readable_record(holder)
     name, record = f"{target[1]}.png", records[holder]
     if record is None or name not in record or check_files(holder, record, full=True, names=[name]):
         return False

@@ -17,7 +17,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Sequence
 
 from fmwsss.io.digest import file_sha256 as sha256_file
 
@@ -81,6 +81,15 @@ def read_spec(entry_dir: str | os.PathLike) -> dict | None:
         raise DamagedEntryError(f"{path}: not readable JSON ({exc})") from exc
 
 
+def readable_record(entry_dir: str | os.PathLike) -> dict[str, dict] | None:
+    """``read_record``, with an unreadable spec.json as None too: for checks of other entries (holders), where
+    an entry that cannot say what it holds is one that cannot be trusted."""
+    try:
+        return read_record(entry_dir)
+    except DamagedEntryError:
+        return None
+
+
 def read_record(entry_dir: str | os.PathLike) -> dict[str, dict] | None:
     """The file record of a complete entry; None when the entry is not complete or predates records."""
     spec = read_spec(entry_dir)
@@ -110,19 +119,25 @@ def check_files(
     return problems
 
 
-def _linked_shards(entry: Path) -> list[tuple[str, str, tuple[str, ...]]]:
-    """(holder entry, holder shard, this entry's image ids) of every shard another entry holds for this one,
-    from its manifest (checked by the caller)."""
+def query_manifest(entry: Path, sql: str, args: Sequence[str] = ()) -> list[tuple]:
+    """Rows of ``sql`` over an entry's manifest (read-only); SQLite errors become ``DamagedEntryError`` naming
+    the file, never a bare ``DatabaseError``."""
     import sqlite3
 
     con = sqlite3.connect(f"file:{entry / MANIFEST}?mode=ro", uri=True)
     try:
-        rows = con.execute("SELECT entry, shard, image_id FROM results WHERE entry != ? ORDER BY entry, shard, image_id",
-                           (entry.name,)).fetchall()
-    except sqlite3.DatabaseError as exc:  # a manifest its record does not cover (an older entry)
+        return con.execute(sql, args).fetchall()
+    except sqlite3.DatabaseError as exc:
         raise DamagedEntryError(f"{entry / MANIFEST}: unreadable ({exc})") from exc
     finally:
         con.close()
+
+
+def _linked_shards(entry: Path) -> list[tuple[str, str, tuple[str, ...]]]:
+    """(holder entry, holder shard, this entry's image ids) of every shard another entry holds for this one,
+    from its manifest (checked by the caller)."""
+    rows = query_manifest(entry, "SELECT entry, shard, image_id FROM results WHERE entry != ? "
+                                 "ORDER BY entry, shard, image_id", (entry.name,))
     found: dict[tuple[str, str], list[str]] = {}
     for holder, shard, image_id in rows:
         found.setdefault((holder, shard), []).append(image_id)
@@ -149,10 +164,7 @@ def reference_problems(entry_dir: str | os.PathLike, spec: dict, own: list[Probl
     for holder, shard, image_ids in linked:
         holder_dir = entry.parent / holder
         if holder not in records:
-            try:
-                records[holder] = read_record(holder_dir)
-            except DamagedEntryError:
-                records[holder] = None
+            records[holder] = readable_record(holder_dir)
         record = records[holder]
         if record is None or shard not in record:
             why = "its entry has no record of it" if (holder_dir / SPEC_NAME).is_file() else "its entry is gone"

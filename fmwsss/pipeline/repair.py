@@ -33,6 +33,7 @@ from fmwsss.pipeline.integrity import (
     entry_problems,
     read_record,
     read_spec,
+    readable_record,
     record_files,
 )
 from fmwsss.io.shards import ShardError
@@ -88,7 +89,7 @@ def _sharded_steps(plan: Plan, dataset: str, stage: str, entry: Path, problems: 
     # `fmwsss repair` plans again after its steps
     others = [p for p in problems
               if p.path.parent == entry and p not in linked and p not in damaged and p not in manifest]
-    has_manifest = MANIFEST in ((read_spec(entry) or {}).get(RECORD_KEY) or {})
+    has_manifest = MANIFEST in (readable_record(entry) or {})
     keys = image_keys(ds, stage, 0, ds.dataset.num_ids) if has_manifest else None
     steps = []
     affected = _linked_by_shard(ds, linked) if linked else {}
@@ -127,7 +128,7 @@ def _manifest_steps(stage: str, stage_dir: Path) -> list[RepairStep]:
     for entry in finished_entries(stage_dir):
         problem = manifest_problem(entry)
         if problem is not None and MANIFEST in (read_record(entry) or {}):
-            steps.append(RepairStep(stage, entry, [Problem(entry / MANIFEST, problem.split(": ", 1)[-1])], [], [],
+            steps.append(RepairStep(stage, entry, [problem], [], [],
                                     "the manifest rebuilt from the entry's shards (in this process, no job)", False,
                                     manifest_keys={}, in_process=True))
     return steps
@@ -235,10 +236,7 @@ def lock_paths(steps: Sequence[RepairStep], workdir: str | os.PathLike = ".") ->
     entry's spec.json and every file that spec.json records (one spec.json read per step)."""
     paths: set[str] = set()
     for step in steps:
-        try:
-            recorded = [step.entry / name for name in read_record(step.entry) or {}]
-        except DamagedEntryError:  # an unreadable spec.json: the step rebuilds it
-            recorded = []
+        recorded = [step.entry / name for name in readable_record(step.entry) or {}]  # unreadable: rebuilt
         for path in (*step.targets, *step.delete, step.entry / SPEC_NAME, *recorded):
             paths.add(_relative(path, workdir))
     return sorted(paths)

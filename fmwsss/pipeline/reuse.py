@@ -15,20 +15,18 @@ keeps them while a current entry needs them, reading one small file per entry, n
 from __future__ import annotations
 
 import os
-import re
 import sqlite3
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from fmwsss.pipeline.integrity import (
-    MANIFEST, SPEC_NAME, DamagedEntryError, Problem, check_files, read_record, read_spec,
+    MANIFEST, SPEC_NAME, DamagedEntryError, Problem, check_files, query_manifest, read_record, read_spec,
+    readable_record,
 )
 from fmwsss.pipeline.keys import image_result_key
+from fmwsss.pipeline.store import ENTRY_KEY, make_alias
 from fmwsss.pipeline.stages import DATASET_INPUTS, STAGES
-
-_KEY = re.compile(r"[0-9a-f]+")
-
 
 @dataclass(frozen=True)
 class Holder:
@@ -75,23 +73,23 @@ def finished_entries(stage_dir: Path, exclude: str = "") -> list[Path]:
         return []
     return [
         entry for entry in sorted(stage_dir.iterdir())
-        if _KEY.fullmatch(entry.name) and entry.name != exclude
+        if ENTRY_KEY.fullmatch(entry.name) and entry.name != exclude
         and (entry / "spec.json").is_file() and (entry / MANIFEST).is_file()
     ]
 
 
-def manifest_problem(entry: Path) -> str | None:
+def manifest_problem(entry: Path) -> Problem | None:
     """Why a finished entry's manifest cannot be trusted (None: it has the size and sha256 its spec.json
     recorded). A manifest is one row per image (~15 MB at COCO size), so it is hashed on every read: an edit
     that keeps it valid SQLite (two rows' groups swapped) is caught as surely as a torn page."""
     try:
         record = read_record(entry)
     except DamagedEntryError as exc:
-        return str(exc)
+        return Problem(entry / SPEC_NAME, str(exc).removeprefix(f"{entry / SPEC_NAME}: "))
     if record is None or MANIFEST not in record:
-        return f"{entry / MANIFEST}: not in {entry / SPEC_NAME}'s file record (an unfinished or older entry)"
+        return Problem(entry / MANIFEST, f"not in {entry / SPEC_NAME}'s file record (an unfinished or older entry)")
     problems = check_files(entry, record, full=True, names=[MANIFEST])
-    return str(problems[0]) if problems else None
+    return problems[0] if problems else None
 
 
 def holder_manifest_problems(entry: Path) -> list[Problem]:
@@ -107,20 +105,9 @@ def holder_manifest_problems(entry: Path) -> list[Problem]:
     for ref in refs:
         holder = entry.parent / ref
         if (holder / SPEC_NAME).is_file() and (problem := manifest_problem(holder)) is not None:
-            found.append(Problem(holder / MANIFEST, f"{problem.split(': ', 1)[-1]} (an entry {entry.name} links "
-                                 f"into; its manifest offers reuse)"))
+            found.append(Problem(problem.path, f"{problem.reason} (an entry {entry.name} links into; its manifest "
+                                 f"offers reuse)"))
     return found
-
-
-def _manifest_rows(entry: Path, sql: str, args: Sequence[str]) -> list[tuple]:
-    """Rows of a checked manifest; SQLite errors become ``DamagedEntryError`` naming the file."""
-    con = sqlite3.connect(f"file:{entry / MANIFEST}?mode=ro", uri=True)
-    try:
-        return con.execute(sql, args).fetchall()
-    except sqlite3.DatabaseError as exc:
-        raise DamagedEntryError(f"{entry / MANIFEST}: unreadable ({exc})") from exc
-    finally:
-        con.close()
 
 
 class _Holders:
@@ -129,16 +116,16 @@ class _Holders:
 
     def __init__(self, stage_dir: Path, log: Callable[[str], None]):
         self.stage_dir, self.log = stage_dir, log
+        self._records: dict[str, dict | None] = {}
         self._shard_ok: dict[tuple[str, str], bool] = {}
 
     def shard_ok(self, holder: Holder) -> bool:
         at = (holder.entry, holder.shard)
         if at not in self._shard_ok:
             entry = self.stage_dir / holder.entry
-            try:
-                record = read_record(entry)
-            except DamagedEntryError:
-                record = None
+            if holder.entry not in self._records:  # at COCO size a seed entry's record lists 83k files
+                self._records[holder.entry] = readable_record(entry)
+            record = self._records[holder.entry]
             ok = record is not None and holder.shard in record and not check_files(entry, record, names=[holder.shard])
             self._shard_ok[at] = ok and (entry / holder.shard).is_file()
         return self._shard_ok[at]
@@ -200,7 +187,7 @@ def find_reusable(
         for start in range(0, len(todo), 500):
             chunk = todo[start : start + 500]
             try:
-                rows = _manifest_rows(
+                rows = query_manifest(
                     entry, f"SELECT image_key, entry, shard, grp FROM results WHERE image_key IN "
                            f"({','.join('?' * len(chunk))})", chunk)
             except DamagedEntryError as exc:
@@ -228,7 +215,7 @@ def own_links(entry: Path, image_ids: Iterable[str], wanted: Mapping[str, str],
     rows = []
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
-        rows += _manifest_rows(entry, f"SELECT image_id, entry, shard, grp FROM results WHERE entry != ? AND "
+        rows += query_manifest(entry, f"SELECT image_id, entry, shard, grp FROM results WHERE entry != ? AND "
                                       f"image_id IN ({','.join('?' * len(chunk))})", [entry.name, *chunk])
     found = {image_id: Holder(e, shard, group) for image_id, e, shard, group in rows}
     return _Holders(entry.parent, log).verified(found, wanted)
@@ -299,8 +286,6 @@ def write_manifest(entry_dir: str | os.PathLike, rows: Iterable[tuple[str, str, 
 def point_set_link(link: Path, entry_dir: Path) -> None:
     """Let ``store/<stage>/sets/<set key>`` name ``entry_dir`` unless it already names a finished entry:
     the first finished entry of a set is what whole-set stages read, whatever shard layout comes later."""
-    from fmwsss.pipeline.store import make_alias
-
     if link.is_symlink() and (link.parent / os.readlink(link) / "spec.json").is_file():
         return
     link.parent.mkdir(parents=True, exist_ok=True)

@@ -123,7 +123,7 @@ def linked_key(link: str | os.PathLike) -> str:
 
 
 _ENTRY = re.compile(r"(\.)?([0-9a-f]+)(\.partial)?")
-_KEY = re.compile(r"[0-9a-f]+")
+ENTRY_KEY = re.compile(r"[0-9a-f]+")  # a store entry folder's name
 
 
 def store_entries(results: str | os.PathLike) -> Iterable[StoreEntry]:
@@ -167,9 +167,8 @@ def with_references(results: str | os.PathLike, roots: set[tuple[str, str, str]]
 def score_link_targets(entry: Path) -> list[tuple[str, str]]:
     """(stage, key) of the score entries an entry's score links (``../../score_<stage>/<key>/<name>``) name."""
     found = []
-    for name in ("metrics.json", *(p.name for p in entry.glob("scores*.json"))):
-        link = entry / name
-        if link.is_symlink():
+    for link in entry.glob("*.json"):
+        if _is_score_file(link.name) and link.is_symlink():
             parts = os.readlink(link).split("/")
             if len(parts) == 5 and parts[:2] == ["..", ".."]:
                 found.append((parts[2], parts[3]))
@@ -201,7 +200,7 @@ def _store_link(link: Path, dataset_dir: Path, is_set_link: bool) -> StoreLink |
     if link.name.startswith(".") or not link.is_symlink():  # a temp is no link of the store
         return None
     target = Path(os.path.normpath(link.parent / os.readlink(link)))
-    if target.parent.parent != dataset_dir / "store" or not _KEY.fullmatch(target.name):
+    if target.parent.parent != dataset_dir / "store" or not ENTRY_KEY.fullmatch(target.name):
         return None
     return StoreLink(link, dataset_dir.name, target.parent.name, target.name, is_set_link)
 
@@ -284,7 +283,7 @@ def _temp_dirs(results: Path) -> Iterable[Path]:
         yield dataset_dir
         for stage_dir in sorted(dataset_dir.glob("store/*")):
             yield stage_dir / "sets"
-            yield from (e for e in sorted(stage_dir.iterdir()) if _KEY.fullmatch(e.name) and e.is_dir())
+            yield from (e for e in sorted(stage_dir.iterdir()) if ENTRY_KEY.fullmatch(e.name) and e.is_dir())
 
 
 def stale_temps(results: str | os.PathLike) -> list[Path]:
