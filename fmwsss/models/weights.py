@@ -134,6 +134,13 @@ WEIGHTS: dict[str, WeightSpec] = {
 }
 
 
+def is_test_model(name: str) -> bool:
+    """Whether ``name`` is a random-weight test model made locally (no download URL): results made with one
+    show the pipeline's mechanics and cost, never the method's quality, and are marked so wherever shown."""
+    spec = WEIGHTS.get(name)
+    return spec is not None and spec.url is None
+
+
 def spec_for_file(path: str | os.PathLike) -> WeightSpec | None:
     """The registry entry whose file name is ``path``'s (file names are unique), or None."""
     name = Path(path).name
