@@ -10,7 +10,7 @@ COCO_SAMPLE_SOURCE ?= samples/coco_sample
 # Snakemake 9 needs Python 3.11 or newer; `make install` checks $(PYTHON) first.
 PYTHON_MIN := 3.11
 
-.PHONY: help install install-browser data data-coco demo demo-coco demo-pretrained test test-fast test-long test-faults test-slurm lint gpu-wheels gpu-suite
+.PHONY: help install install-browser data data-coco demo demo-coco demo-pretrained rehearsal test test-fast test-long test-faults test-slurm lint gpu-wheels gpu-suite
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -69,6 +69,22 @@ demo-pretrained: data  ## the same with the real CLIP ViT-B/16 and SAM ViT-H wei
 	$(BIN)/fmwsss overlay data/voc_sample/JPEGImages/$(DEMO_IMAGE).jpg results/demo_pretrained/seeds/$(DEMO_IMAGE).png -o results/demo_pretrained/overlay_$(DEMO_IMAGE).png
 	$(BIN)/fmwsss status demo_pretrained
 	@echo "== seeds: results/demo_pretrained/seeds/, metrics: results/demo_pretrained/seeds/metrics.json"
+
+# The full-size rehearsal (config.yaml `rehearsal`): full-size random-weight test models, the voc preset with
+# iteration counts cut to 1/200, then what VOC and COCO would cost on this machine. SMOKE=1 runs the same chain
+# with the tiny models (rehearsal_smoke). SNAKEMAKE / FMWSSS let a machine without the venv (the GPU suite)
+# run it with its own python: make rehearsal SNAKEMAKE="python3 -m snakemake" FMWSSS="python3 -m fmwsss".
+REHEARSAL ?= $(if $(filter 1,$(SMOKE)),rehearsal_smoke,rehearsal)
+SNAKEMAKE ?= $(BIN)/snakemake
+FMWSSS ?= $(BIN)/fmwsss
+
+rehearsal:  ## full-size RANDOM-WEIGHT models through the voc settings at 1/200 of the iterations, then `fmwsss cost voc|coco` (<= 5 min on one H100; SMOKE=1: tiny models)
+	@echo "== make rehearsal ($(REHEARSAL)): random-weight TEST models: it measures cost and memory, not quality"
+	test -f data/voc_sample/labels.json || $(FMWSSS) data voc-sample --source $(VOC_SAMPLE_SOURCE) --dest data/voc_sample
+	$(SNAKEMAKE) --cores $(CORES) results/$(REHEARSAL)/deeplab
+	$(FMWSSS) cost voc --from $(REHEARSAL)
+	$(FMWSSS) cost coco --from $(REHEARSAL)
+	@echo "== make rehearsal: done in $$(( $$(date +%s) - $(MAKE_START) )) s wall"
 
 # Test processes (pytest-xdist): the suite's subprocess-heavy tests overlap well on 2 cores; 0 runs them in one.
 TEST_WORKERS ?= 2
