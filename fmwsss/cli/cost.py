@@ -6,7 +6,13 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from fmwsss.io.timing import TimingRecord
+    from fmwsss.pipeline.config import Config
+    from fmwsss.pipeline.cost import Counts, Row
+    from fmwsss.pipeline.plan import Plan
 
 DEFAULT_SOURCE = "rehearsal"
 DIFFERENCES_SHOWN = 4  # settings listed per stage before "and N more"
@@ -29,7 +35,7 @@ def _seconds(value: float) -> str:
     return f"{value:.3g}" if value < 1000 else f"{value:,.0f}"
 
 
-def _source_records(plan, name: str):
+def _source_records(plan: Plan, name: str) -> tuple[dict[str, list[TimingRecord]], dict[str, str]]:
     """(records by row, rows SOURCE did not run with why) of SOURCE's current entries, found as ``fmwsss
     status`` finds them; ``ValueError`` naming the stages not finished and the command that finishes them."""
     from fmwsss.io.timing import read_records
@@ -55,7 +61,7 @@ def _source_records(plan, name: str):
     return records, absent
 
 
-def _counts(plan, name: str):
+def _counts(plan: Plan, name: str) -> tuple[Counts, str | None]:
     """DATASET's image counts from its index on this machine (read without opening the dataset), else the
     standard split sizes of its type; and a note when an index was there but unusable."""
     from fmwsss.data.index import index_path, open_index
@@ -74,7 +80,7 @@ def _counts(plan, name: str):
     return standard_counts(name, entry["type"], (entry.get("options") or {}).get("split")), note
 
 
-def _machines(records: dict) -> list[str]:
+def _machines(records: dict[str, list[TimingRecord]]) -> list[str]:
     """One line per machine the records came from (host, device, CPU, threads), with its stages."""
     from fmwsss.io.timing import plural
 
@@ -89,7 +95,7 @@ def _machines(records: dict) -> list[str]:
             for (host, device, cpu, threads), stages in by_machine.items()]
 
 
-def _items_text(row) -> str:
+def _items_text(row: Row) -> str:
     from fmwsss.io.timing import plural
 
     n = row.need
@@ -99,17 +105,20 @@ def _items_text(row) -> str:
     return f"{n.items:,} {plural(n.unit, n.items)}{jobs}"
 
 
-def _many_text(row) -> str:
+def _many_text(row: Row) -> str:
+    """The N-GPU cell; a stage that does not split over GPUs says why it is the 1-GPU figure again."""
+    from fmwsss.pipeline.stages import STAGES
+
     if row.n_gpus is None:
         return ""
     if row.need.splits:
         return duration_text(row.n_gpus)
-    alone = {"1 GPU": "1 GPU: does not split" if row.stage.endswith("_train") else "1 job on 1 GPU",
-             "CPU": "1 CPU job"}[row.need.where]
+    alone = ("1 CPU job" if row.stage not in STAGES else "1 GPU: does not split" if row.need.unit == "iteration"
+             else "1 job on 1 GPU")
     return f"{duration_text(row.n_gpus)} ({alone})"
 
 
-def _table(table, gpus: int, dataset: str) -> list[str]:
+def _table(table: list[Row], gpus: int, dataset: str) -> list[str]:
     from fmwsss.io.timing import PEAK_KINDS, memory_text, plural
     from fmwsss.pipeline.cost import total
 
@@ -131,7 +140,7 @@ def _table(table, gpus: int, dataset: str) -> list[str]:
     return out
 
 
-def _notes(args: argparse.Namespace, config, index_note: str | None, test_models: list[str]) -> list[str]:
+def _notes(args: argparse.Namespace, config: Config, index_note: str | None, test_models: list[str]) -> list[str]:
     """What the reader must know before trusting the table: an index not used, other images, test models."""
     from fmwsss.pipeline.cost import other_images
 
@@ -147,7 +156,8 @@ def _notes(args: argparse.Namespace, config, index_note: str | None, test_models
     return notes
 
 
-def _report_lines(args: argparse.Namespace, table, counts, records, notes: list[str]) -> list[str]:
+def _report_lines(args: argparse.Namespace, table: list[Row], counts: Counts, records: dict[str, list[TimingRecord]],
+                  notes: list[str]) -> list[str]:
     from fmwsss.io.timing import plural
 
     val = f", {counts.val:,} in its 'val' split" if counts.val is not None else ", no 'val' split"
@@ -165,10 +175,11 @@ def _report_lines(args: argparse.Namespace, table, counts, records, notes: list[
     return lines + [""] + _table(table, args.gpus, args.dataset)
 
 
-def _json(args: argparse.Namespace, table, counts, records, notes: list[str], test_models: list[str]) -> dict[str, Any]:
+def _json(args: argparse.Namespace, table: list[Row], counts: Counts, records: dict[str, list[TimingRecord]],
+          notes: list[str], test_models: list[str]) -> dict[str, Any]:
     from fmwsss.pipeline.cost import total
 
-    def row(r) -> dict[str, Any]:
+    def row(r: Row) -> dict[str, Any]:
         m = r.measured
         return {"stage": r.stage, "unit": r.need.unit, "items": r.need.items, "jobs": r.need.jobs,
                 "splits_over_gpus": r.need.splits, "seconds_per_item": m.seconds_per_item if m else None,
@@ -194,10 +205,13 @@ def _cmd_cost(args: argparse.Namespace) -> int:
     if args.gpus < 1:
         raise ValueError(f"--gpus {args.gpus}: at least 1")
     config = Config.from_file(args.config)
-    for name in (args.dataset, args.source):
-        if name not in config.datasets:
-            raise ValueError(f"{args.config}: datasets.{name}: no such dataset (known: {', '.join(config.datasets)}); "
-                             f"a full run to cost needs an entry of its own (its root may stay null)")
+    known = ", ".join(config.datasets)
+    if args.dataset not in config.datasets:
+        raise ValueError(f"{args.config}: datasets.{args.dataset}: no such dataset (known: {known}); a run to cost "
+                         f"needs an entry of its own (its root may stay null)")
+    if args.source not in config.datasets:
+        raise ValueError(f"{args.config}: datasets.{args.source}: no such dataset (known: {known}); --from names the "
+                         f"finished run to measure from")
     plan = Plan(config)
     records, absent = _source_records(plan, args.source)
     counts, index_note = _counts(plan, args.dataset)

@@ -174,9 +174,8 @@ def measure(stage: str, job: str, unit: str, device: Any, threads: int) -> Timin
     """The record of this process's job so far (items and span from its loops, start-up from its start-up
     record, memory and machine from the system)."""
     loop = _loop if _active else None
-    if loop is None or not loop.items:
-        items, seconds = 0, 0.0
-        before = startup.elapsed() if loop is None or loop.startup_seconds is None else loop.startup_seconds
+    if loop is None or not loop.items:  # no item closed the start-up record: the whole job so far
+        items, seconds, before = 0, 0.0, startup.elapsed()
     else:
         items, seconds, before = loop.items, loop.end - loop.start, loop.startup_seconds
     name, peak, kind = _device_and_peak(device)

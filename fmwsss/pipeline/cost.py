@@ -89,7 +89,6 @@ class Need:
     items: int | None
     jobs: int
     splits: bool  # its jobs spread over GPUs
-    where: str  # what it runs on, for the table ("1 GPU", "CPU")
     why: str = ""
 
 
@@ -100,19 +99,18 @@ def need(row: str, settings: Mapping[str, Any], counts: Counts) -> Need:
     run's ids (those with ground truth); training runs its configured iterations (none in zero_shot mode);
     DeepLab evaluation predicts the 'val' split, and both DeepLab stages run only where there is one."""
     if row not in STAGES:
-        return Need("image", counts.run, 1, False, "CPU")
+        return Need("image", counts.run, 1, False)
     if row in VAL_STAGES and counts.val is None:
-        return Need("iteration" if row in ITERATIONS else "image", None, 1, False, "1 GPU",
-                    "not run: no 'val' split")
+        return Need("iteration" if row in ITERATIONS else "image", None, 1, False, "not run: no 'val' split")
     if row in ITERATIONS:
         section, key = ITERATIONS[row]
         if settings[section].get("mode") == "zero_shot":
-            return Need("iteration", 0, 1, False, "1 GPU", "zero_shot: nothing trained")
-        return Need("iteration", int(settings[section][key]), 1, False, "1 GPU")
+            return Need("iteration", 0, 1, False, "zero_shot: nothing trained")
+        return Need("iteration", int(settings[section][key]), 1, False)
     if row == "deeplab_eval":
-        return Need("image", counts.val, 1, False, "1 GPU")
+        return Need("image", counts.val, 1, False)
     jobs = math.ceil(counts.run / settings["data"]["shard_size"])
-    return Need("image", counts.run, jobs, True, "GPUs")
+    return Need("image", counts.run, jobs, True)
 
 
 @dataclass(frozen=True)
