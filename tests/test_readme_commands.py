@@ -216,6 +216,17 @@ def _fill_profile(command: str, wd: Path) -> None:
     assert gpu_rules and {res["slurm_partition"] for res in gpu_rules.values()} == {"gpu"}
 
 
+def _cost_demo(command: str, wd: Path) -> None:
+    """A projection for every stage and score job, each with the unit cost it was measured at; the demo's
+    tiny models are called out."""
+    from fmwsss.pipeline.cost import row_names
+
+    out = _fmwsss(wd, command)
+    assert "WARNING: demo ran with test models" in out, out
+    table = out[out.index("\nstage "):].splitlines()[2:]
+    assert {line.split()[0] for line in table if re.search(r" s/(image|iteration) ", line)} == set(row_names()), out
+
+
 SEEDS_ALIASES = {f"dataset=demo, alias={a}" for a in ("sam_masks", "cams_coarse", "seeds_coarse", "cams_fine", "seeds")}
 
 CHECKS: dict[str, Check] = {
@@ -225,6 +236,7 @@ CHECKS: dict[str, Check] = {
     "snakemake --cores all results/demo/seeds --forcerun alias": _dry_run_schedules({"alias": 5}, SEEDS_ALIASES),
     "fmwsss config demo": Check(_config_demo),
     "fmwsss status demo": Check(_status_demo),
+    "fmwsss cost voc --from demo": Check(_cost_demo),
     "fmwsss overlay image.jpg results/demo/seeds/2007_000032.png -o overlay.png": Check(_overlay),
     "cp -r workflow/profiles/slurm workflow/profiles/slurm-mysite": Check(_copy_profile, needs_run=False),
     "sed -i 's/<ACCOUNT>/myproject/; s/<GPU_PARTITION>/gpu/; s/<CPU_PARTITION>/cpu/' "
@@ -246,6 +258,10 @@ SKIPPED: dict[str, str] = {
         "needs the built report: tests/workflow/test_report.py::test_snakemake_report_zip_holds_the_html_report_and_the_metrics",
     "fmwsss seed photo.jpg --tags cat,person -o seed.png --run results/voc --overlay overlay.png":
         "placeholders photo.jpg and results/voc (no VOC run here); tests/test_single_image.py runs the chain",
+    "snakemake --cores all results/rehearsal/deeplab": "a GPU machine's rehearsal run (the `rehearsal` dataset); "
+                                                       "tests/workflow/test_cost.py reads the demo run's records instead",
+    "fmwsss cost voc --gpus 4": "reads the rehearsal run; tests/workflow/test_cost.py runs `fmwsss cost voc --from demo "
+                                "--gpus 4` on the shared demo run",
     "snakemake --profile workflow/profiles/slurm-mysite -n results/voc/seeds": SLURM,
     "snakemake --profile workflow/profiles/slurm-mysite results/voc/seeds": SLURM,
     "snakemake --profile workflow/profiles/slurm-mysite --rerun-incomplete results/voc/seeds": SLURM,

@@ -183,6 +183,7 @@ def _report_dangling(links: list[StoreLink]) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from fmwsss.cli.cost import register as register_cost
     from fmwsss.cli.data import register as register_data
     from fmwsss.cli.repair import register as register_repair
     from fmwsss.cli.report import register as register_report
@@ -203,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_seed(sub)
     register_report(sub)
     register_repair(sub)
+    register_cost(sub)
 
     show = sub.add_parser("config", help="print a dataset's settings with every default applied")
     show.add_argument("dataset", help="dataset name under `datasets:` in the config")

@@ -12,7 +12,7 @@ import math
 import time
 from collections.abc import Callable
 
-from fmwsss.io import startup
+from fmwsss.io import startup, timing
 
 PROGRESS_SECONDS = 30.0
 """Longest gap between two progress lines of a job (between item ends): the issue's "at least every 30 s"."""
@@ -32,7 +32,9 @@ class Progress:
 
     ``done``: items already done before this run (a resumed job), counted in ``done/total`` but not in the
     rate. ``unit`` names an item in the job's start-up record, which the first item of the process closes
-    (:mod:`fmwsss.io.startup`). Cost: one clock read per item.
+    (:mod:`fmwsss.io.startup`). Every loop also feeds the job's timing record (:mod:`fmwsss.io.timing`);
+    ``repeat``: a further pass over items an earlier loop of the job counted (the CAA pass of a CAM score),
+    whose time counts there and whose items do not. Cost: one clock read per item.
     """
 
     def __init__(
@@ -46,12 +48,14 @@ class Progress:
         seconds: float = PROGRESS_SECONDS,
         clock: Callable[[], float] = time.monotonic,
         unit: str = "item",
+        repeat: bool = False,
     ):
-        self.log, self.what, self.total, self.unit = log, what, total, unit
+        self.log, self.what, self.total, self.unit, self.repeat = log, what, total, unit, repeat
         self.done, self._first = done, done
         self.every, self.seconds, self.clock = every, seconds, clock
         self._start = self._last_time = clock()
         self._last_done = done
+        timing.loop_started(self._start)
 
     def advance(self, n: int = 1, detail: str = "") -> bool:
         """Count ``n`` more items done; log a line when one is due (returns whether it did).
@@ -61,6 +65,7 @@ class Progress:
             startup.first_item(f"first {self.unit}")
         self.done += n
         now = self.clock()
+        timing.advance(n, now, counted=not self.repeat)
         due = (
             self.done - n == self._first
             or self.done >= self.total

@@ -41,8 +41,12 @@ class Startup:
 
     def __init__(self, age: float = 0.0, clock: Callable[[], float] = time.monotonic):
         self._clock = clock
-        self._last = clock() - age
+        self._origin = self._last = clock() - age
         self.phases: dict[str, float] = {}
+
+    def elapsed(self) -> float:
+        """Seconds since the start the record measures from (the process start, for a job)."""
+        return self._clock() - self._origin
 
     def mark(self, phase: str) -> None:
         now = self._clock()
@@ -85,6 +89,12 @@ def mark(phase: str) -> None:
     """End phase ``phase`` of the active record (a no-op when no job is recording)."""
     if _active is not None:
         _active.mark(phase)
+
+
+def elapsed() -> float | None:
+    """Seconds from the process start to now by the active record (a job's timing record takes its
+    start-up from here when its loop starts); None outside a job or once the record is closed."""
+    return None if _active is None else _active.elapsed()
 
 
 def first_item(what: str) -> None:

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
-from fmwsss.io import startup
+from fmwsss.io import startup, timing
 from fmwsss.pipeline.integrity import require_intact
 from fmwsss.pipeline.store import clean_stale_temps, link_scores, make_alias, write_spec
 
@@ -50,13 +50,15 @@ def job_log(path: str | None) -> Iterator[Callable[[str], None]]:
 
 @contextlib.contextmanager
 def script_job(smk: Any, uses_torch: bool = True) -> Iterator[Callable[[str], None]]:
-    """A Snakemake script job: its log (``job_log``) and its start-up record (:mod:`fmwsss.io.startup`).
+    """A Snakemake script job: its log (``job_log``), its start-up record (:mod:`fmwsss.io.startup`) and its
+    timing record (:mod:`fmwsss.io.timing`, which a compute job writes when its work is done).
 
     ``import torch`` is timed as a phase of its own (jobs that use it import it first), so the stage's
     imports, index read, weight check and model load are seen apart from it; the record is logged at the
     job's first image or iteration, or when the job ends without computing any."""
     with job_log(_log_path(smk)) as log:
         startup.begin(log)
+        timing.begin()
         try:
             if uses_torch:
                 import torch  # noqa: F401
@@ -65,6 +67,7 @@ def script_job(smk: Any, uses_torch: bool = True) -> Iterator[Callable[[str], No
             yield log
         finally:
             startup.end()
+            timing.end()
 
 
 def _set_threads(threads: int) -> None:
@@ -139,6 +142,7 @@ def sam_masks(smk: Any) -> None:
             reused=reused,
             image_keys=keys,
         )
+        timing.write(final.parent, "sam_masks", final.stem, "image", device, smk.threads, log)
 
 
 def _reusable(ds, stage: str, final: Path, partial: Path, log: Callable[[str], None]
@@ -327,6 +331,7 @@ def prompts_train(smk: Any, stage: str) -> None:
                 items, _verified_weights(smk), prompt_config(section, fg, bg), cfg, smk.params.partial, out,
                 device=device, log=log,
             )
+        timing.write(out.parent, stage, timing.WHOLE_SET_JOB, "iteration", device, smk.threads, log)
         write_spec(out.parent, smk.wildcards.key, smk.params.spec, smk.wildcards.dataset)
         _drop_partial(smk.params.partial)
 
@@ -356,6 +361,7 @@ def cams_dump(smk: Any, stage: str) -> None:
             Path(smk.params.partial) / final.name, final, device=device,
             log=log, stage=stage, n_attn_layers=caa["last_n_layers"], reused=reused, image_keys=keys,
         )
+        timing.write(final.parent, stage, final.stem, "image", device, smk.threads, log)
 
 
 def tagged_maps(maps: "np.ndarray", classes: "np.ndarray", tags: Sequence[int]) -> tuple["np.ndarray", "np.ndarray"]:
@@ -413,6 +419,7 @@ def seeds_shard(smk: Any, stage: str) -> None:
             log(f"{stage}: {final.name}: {len(ids)} images: reused {n_reused}, computed {len(todo)}")
             writer.finish(ids)
         log(f"{stage}: wrote {final}")
+        timing.write(final.parent, stage, final.stem, "image", device, smk.threads, log)
 
 
 def _link_reused_png(fh: Any, image_id: str, store: Path, png: Path, records: dict[Path, dict | None]) -> bool:
@@ -483,6 +490,7 @@ def score(smk: Any) -> None:
         else:
             metrics = score_seeds(ds.dataset, stage, entry, out, log)
         atomic_write_json(out / "metrics.json", metrics)
+        timing.write(out, f"score_{stage}", timing.WHOLE_SET_JOB, "image", "cpu", smk.threads, log)
         write_spec(out, key, smk.params.spec, name)
         linked = link_scores(entry, plan.score_link(name, stage))
         log(f"score_{stage}: wrote {out}; linked {', '.join(linked)} into {entry}")
@@ -515,6 +523,7 @@ def deeplab_train(smk: Any) -> None:
             device=device, log=log, micro_batch=runtime["micro_batch"],
             checkpoint_every=runtime["checkpoint_every"], num_workers=runtime["num_workers"],
         )
+        timing.write(out.parent, "deeplab_train", timing.WHOLE_SET_JOB, "iteration", device, smk.threads, log)
         write_spec(out.parent, smk.wildcards.key, smk.params.spec, smk.wildcards.dataset)
         _drop_partial(smk.params.partial)
 
@@ -546,4 +555,5 @@ def deeplab_eval(smk: Any) -> None:
         link.unlink(missing_ok=True)
         os.symlink(os.path.relpath(smk.input.deeplab_train, store), link)
         atomic_write_json(store / "metrics.json", {"stage": "deeplab_eval", **result})
+        timing.write(store, "deeplab_eval", timing.WHOLE_SET_JOB, "image", device, smk.threads, log)
         write_spec(store, smk.wildcards.key, smk.params.spec, smk.wildcards.dataset)

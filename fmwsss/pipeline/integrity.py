@@ -8,8 +8,10 @@ by size (one ``stat`` per file: jobs, DAG building and ``fmwsss status`` do this
 (reads every byte: ``fmwsss status --verify`` and ``fmwsss repair --verify``).
 
 What is recorded: every regular file under the entry at completion, except ``spec.json`` itself, hidden
-temporaries (``.name.tmp-pid``) and symlinks. Files or symlinks added to the entry afterwards (a scoring
-rule's ``metrics.json``, a reused result) are not in the record and are never checked here.
+temporaries (``.name.tmp-pid``), symlinks and the jobs' timing records (the ``timing/`` folder,
+:mod:`fmwsss.io.timing`: they differ from run to run while the results do not, and a repaired job rewrites
+its own). Files or symlinks added to the entry afterwards (a scoring rule's ``metrics.json``, a reused
+result) are not in the record and are never checked here.
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from fmwsss.io.digest import file_sha256 as sha256_file
+from fmwsss.io.timing import FOLDER as TIMING_FOLDER
 
 RECORD_KEY = "files"
 SPEC_NAME = "spec.json"
@@ -51,7 +54,7 @@ def entry_files(entry_dir: str | os.PathLike) -> list[str]:
     root = Path(entry_dir)
     found = []
     for folder, dirs, files in os.walk(root):  # os.walk does not follow symlinked folders
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        dirs[:] = [d for d in dirs if not d.startswith(".") and not (folder == str(root) and d == TIMING_FOLDER)]
         for name in files:
             path = Path(folder, name)
             if name.startswith(".") or path.is_symlink() or (folder == str(root) and name == SPEC_NAME):

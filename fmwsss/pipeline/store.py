@@ -11,6 +11,7 @@ from typing import Iterable
 
 from fmwsss import __version__
 from fmwsss.io.atomic import atomic_write_json
+from fmwsss.io.timing import FOLDER as TIMING_FOLDER
 from fmwsss.pipeline.integrity import RECORD_KEY, record_files
 
 
@@ -278,12 +279,15 @@ def pid_alive(pid: int) -> bool:
 
 def _temp_dirs(results: Path) -> Iterable[Path]:
     """Where writers leave ``.<name>.tmp-<pid>`` temps: ``results/<dataset>/`` (aliases, the index, the
-    report), each ``store/<stage>/sets/`` folder and the top level of each store entry folder."""
+    report), each ``store/<stage>/sets/`` folder, the top level of each store entry folder and its
+    ``timing/`` folder (the jobs' timing records)."""
     for dataset_dir in sorted(p for p in results.glob("*") if p.is_dir()):
         yield dataset_dir
         for stage_dir in sorted(dataset_dir.glob("store/*")):
             yield stage_dir / "sets"
-            yield from (e for e in sorted(stage_dir.iterdir()) if ENTRY_KEY.fullmatch(e.name) and e.is_dir())
+            for entry in sorted(stage_dir.iterdir()):
+                if ENTRY_KEY.fullmatch(entry.name) and entry.is_dir():
+                    yield from (entry, entry / TIMING_FOLDER)
 
 
 def stale_temps(results: str | os.PathLike) -> list[Path]:

@@ -49,6 +49,19 @@ def test_record_lists_regular_files_with_size_and_sha256(tmp_path):
     }
 
 
+def test_timing_records_are_outside_the_record_and_their_changes_are_no_damage(tmp_path):
+    entry = _entry(tmp_path)
+    (entry / "timing").mkdir()
+    (entry / "timing" / "shard-000.json").write_text('{"items": 3}')
+    (entry / "sub" / "timing").mkdir()  # only the entry's own timing/ folder is left out
+    (entry / "sub" / "timing" / "y.json").write_bytes(b"abc")
+    assert entry_files(entry) == ["shard-000.h5", "shard-001.h5", "sub/timing/y.json", "sub/x.png"]
+    write_spec(entry, entry.name, {"stage": "sam_masks"}, "demo")
+    (entry / "timing" / "shard-000.json").write_text('{"items": 30}')  # a repaired job rewrote it
+    (entry / "timing" / "shard-001.json").write_text("{}")
+    assert entry_problems(entry, full=True) == []
+
+
 def test_write_spec_records_files_and_drops_the_empty_partial_folder(tmp_path):
     entry = _entry(tmp_path)
     partial = entry.parent / f".{entry.name}.partial"

@@ -155,9 +155,12 @@ def test_stale_temps_are_those_of_writers_no_longer_alive(tmp_path):
     os.symlink("../e1", tmp_path / "demo/store/seeds_fine/sets" / f".5e7.tmp-{dead}")
     (entry / "sub").mkdir()
     (entry / "sub" / f".x.tmp-{dead}").write_bytes(b"")  # below the top level: not looked at
+    (entry / "timing").mkdir()
+    (entry / "timing" / f".shard-000.json.tmp-{dead}").write_bytes(b"")  # a job killed writing its timing record
     assert stale_temps(tmp_path) == [
         tmp_path / "demo" / f".seeds.tmp-{dead}",
         tmp_path / "demo/store/seeds_fine/sets" / f".5e7.tmp-{dead}",
         entry / f".manifest.sqlite.tmp-{dead}",
+        entry / "timing" / f".shard-000.json.tmp-{dead}",
     ]
     assert store_links(tmp_path) == []  # an alias temp is no stable name

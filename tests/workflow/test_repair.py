@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from fmwsss.io.timing import read_records
 from tests.workflow.conftest import BIN, ROOT, Workdir
 from tests.processes import run
 
@@ -21,10 +22,11 @@ def _fmwsss(wd: Workdir, *args: str) -> subprocess.CompletedProcess:
 
 
 def _digests(folder: Path) -> dict[str, str]:
-    """sha256 of every regular file under ``folder``."""
+    """sha256 of every regular file under ``folder`` but the jobs' timing records (a rerun job rewrites its own)."""
     return {
         str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(folder.rglob("*")) if p.is_file() and not p.is_symlink()
+        and "timing" not in p.relative_to(folder).parts[:-1]
     }
 
 
@@ -82,5 +84,7 @@ def test_damaged_shards_are_reported_and_repair_recomputes_only_them(demo_run, t
         computed = [ln for ln in (demo / "logs" / log).read_text().splitlines() if f"{stage}: image " in ln]
         n = images[shard]
         assert len(computed) == n and f"image {n}/{n}" in computed[-1], computed  # the whole shard recomputed
+        (record,) = read_records(shard.parent)
+        assert (record.job, record.items) == ("shard-000", n)  # the repair job's own timing record
     assert _fmwsss(wd, "status", "demo", "--verify").returncode == 0
     assert not list((demo / "store").glob("*/.*.partial"))  # empty .partial folders are removed
