@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 from fmwsss.io.timing import TimingRecord
+from fmwsss.models.weights import get_weight
 from fmwsss.pipeline.plan import LAYOUT_SECTIONS
 from fmwsss.pipeline.stages import SCORES, STAGES
 
@@ -25,8 +26,8 @@ STANDARD_SPLITS: dict[tuple[str, str], int] = {
     ("voc", "train_aug"): 10_582,  # VOC 2012 + SBD SegmentationAug/train_aug.txt
     ("voc", "train"): 1_464,  # VOC 2012 Segmentation/train.txt
     ("voc", "val"): 1_449,  # VOC 2012 Segmentation/val.txt
-    ("coco", "train2014"): 82_783,  # COCO 2014 train images (the loader skips the ~1 % without annotations)
-    ("coco", "val2014"): 40_504,  # COCO 2014 val images (idem)
+    ("coco", "train2014"): 82_081,  # COCO 2014 train: 82,783 images less the 702 without annotations (no tags),
+    ("coco", "val2014"): 40_137,  # which the loader skips; val: 40,504 less 367
 }
 """Standard split sizes, used for a dataset that has no index on this machine (a GPU machine without the data):
 (dataset type, split) -> images."""
@@ -53,6 +54,9 @@ ITERATIONS: dict[str, tuple[str, str]] = {
 """Training stages: the setting that gives the iterations they run (their items)."""
 ITERATION_COUNTS = frozenset({"iterations", "warmup_iters"})
 """Settings that only set how long a training runs: a source may cut them without changing the unit cost."""
+COST_NEUTRAL = ITERATION_COUNTS | {"pretrained_backbone", "seed"}
+"""Settings a source may change without changing the unit cost: iteration counts, and initialisation only
+(the same architecture from ImageNet weights or from random ones; another random seed)."""
 VAL_STAGES = ("deeplab_train", "deeplab_eval")
 """Stages that run only for a dataset with a 'val' split (as ``fmwsss status`` says: optional otherwise)."""
 
@@ -157,18 +161,25 @@ def _leaves(value: Any, path: str) -> dict[str, Any]:
     return {path: value}
 
 
+def model_architecture(name: str) -> str:
+    """What of a model bears on cost: its architecture, not its weights (a full-size random test model costs
+    what the real checkpoint of its architecture does)."""
+    spec = get_weight(name)
+    return f"{spec.kind} {spec.arch}"
+
+
 def compared_settings(row: str, settings: Mapping[str, Any]) -> dict[str, Any]:
     """The settings of ``row`` whose values bear on its unit cost, as dotted paths: the stage's hashed sections
-    but the shard layout, and its models; iteration counts left out (``ITERATION_COUNTS``)."""
+    but the shard layout, and its models' architectures; cost-neutral settings left out (``COST_NEUTRAL``)."""
     if row in STAGES:
         stage = STAGES[row]
         sections = [s for s in stage.sections if s not in LAYOUT_SECTIONS]
-        found = {f"models.{w}": settings["models"][w] for w in stage.weights}
+        found = {f"models.{w}": model_architecture(settings["models"][w]) for w in stage.weights}
     else:
         sections, found = list(SCORES[row.removeprefix("score_")].sections), {}
     for section in sections:
         found.update(_leaves(settings[section], section))
-    return {path: v for path, v in found.items() if path.rsplit(".", 1)[-1] not in ITERATION_COUNTS}
+    return {path: v for path, v in found.items() if path.rsplit(".", 1)[-1] not in COST_NEUTRAL}
 
 
 def setting_differences(row: str, source: Mapping[str, Any], target: Mapping[str, Any]) -> list[str]:

@@ -82,15 +82,27 @@ def test_setting_differences_leave_out_iteration_counts_and_the_shard_layout():
     target["prompts_cls"]["batch_size"] = 16
     target["models"]["clip"] = "clip_vit_b16_openai"
     assert cost.setting_differences("prompts_cls_train", source, target) == [
-        "models.clip: tiny_clip vs clip_vit_b16_openai", "prompts_cls.batch_size: 4 vs 16"]
+        "models.clip: clip tiny vs clip ViT-B-16-quickgelu", "prompts_cls.batch_size: 4 vs 16"]
     target["classes"]["bg_names"] = ["ground", "land", "grass", "tree", "building", "wall", "sky"]
     assert cost.setting_differences("prompts_cls_train", source, target)[0] == 'classes.bg_names: ["sky"] vs [7 items]'
+
+
+def test_a_random_model_of_the_real_architecture_and_initialisation_settings_cost_the_same():
+    source = {"models": {"sam": "random_sam_vit_h", "clip": "random_clip_vit_b16"}, "data": {"shard_size": 24},
+              "segmenter": {"arch": "deeplabv3_resnet101", "pretrained_backbone": False, "iterations": 150}}
+    target = {"models": {"sam": "sam_vit_h", "clip": "clip_vit_b16_openai"}, "data": {"shard_size": 500},
+              "segmenter": {"arch": "deeplabv3_resnet101", "pretrained_backbone": True, "iterations": 30000}}
+    assert cost.compared_settings("sam_masks", source) == {"models.sam": "sam vit_h"}
+    assert cost.setting_differences("sam_masks", source, target) == []
+    assert cost.setting_differences("deeplab_train", source, target) == []
+    target["models"]["sam"] = "sam_vit_b"
+    assert cost.setting_differences("sam_masks", source, target) == ["models.sam: sam vit_h vs sam vit_b"]
 
 
 def test_standard_split_sizes():
     voc, coco = cost.standard_counts("voc", "voc", None), cost.standard_counts("coco", "coco", "val2014")
     assert (voc.run, voc.val) == (10582, 1449)  # train_aug, val
-    assert (coco.run, coco.val) == (40504, None)  # one split: no 'val'
+    assert (coco.run, coco.val) == (40137, None)  # one split: no 'val'
     assert cost.standard_counts("coco", "coco", None).source == "standard split size, no index for coco"
     with pytest.raises(ValueError, match="run `fmwsss index mine`"):
         cost.standard_counts("mine", "custom", None)
