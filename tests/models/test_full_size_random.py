@@ -41,6 +41,9 @@ def made(tmp_path_factory) -> Path:
     print(f"\nmade and verified both full-size random models in {time.perf_counter() - tic:.0f} s")
     jobs = proc.stdout + proc.stderr
     assert jobs.count("rule weights_random:") == 2 and jobs.count("rule weights_verify:") == 2, jobs[-3000:]
+    logs = wd.path / "resources" / "weights" / "logs"
+    for log in sorted(logs.glob("*.log")):
+        print(f"--- {log.name}\n{log.read_text().rstrip()}")
     return wd.path / "resources" / "weights"
 
 
@@ -87,11 +90,11 @@ def test_sam_is_segment_anything_vit_h_state_dict(made):
 
     state = torch.load(made / SAM.filename, map_location="cpu", weights_only=True, mmap=True)
     with torch.device("meta"):
-        stock = build_sam_vit_h(checkpoint=None).state_dict()
-    assert {k: tuple(v.shape) for k, v in state.items()} == {k: tuple(v.shape) for k, v in stock.items()}
+        stock = build_sam_vit_h(checkpoint=None)
+    assert {k: tuple(v.shape) for k, v in state.items()} == {k: tuple(v.shape) for k, v in stock.state_dict().items()}
     assert all(v.dtype == torch.float32 for v in state.values())  # as sam_vit_h_4b8939.pth
     model = load_sam(made / SAM.filename, "vit_h")
-    assert sum(p.numel() for p in model.parameters()) == sum(v.numel() for v in stock.values())
+    assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in stock.parameters())
     assert all(torch.isfinite(p).all() for p in model.parameters())
 
 
