@@ -82,7 +82,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "make-random", help="create full-size random-weight test models (real architectures, for cost rehearsals)",
         description="Create the real architectures with random weights, in the released checkpoints' formats, so "
                     "the real loaders read them: random_clip_vit_b16 (OpenAI TorchScript archive, ~300 MB) and "
-                    "random_sam_vit_h (segment-anything state dict, 2.4 GiB, ~15 s and ~3 GB of memory on one "
+                    "random_sam_vit_h (segment-anything state dict, 2.4 GiB, ~25 s and ~3.3 GB of memory on one "
                     "CPU core). A rehearsal measures real time and memory with them; their results mean nothing "
                     "(every report marks them). Each file is streamed to a temporary name while hashed, renamed "
                     "into place, and its sha256 recorded in <file>.sha256: `fmwsss weights verify` checks "

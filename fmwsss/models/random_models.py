@@ -9,7 +9,7 @@ segment-anything state dict like ``sam_vit_h_4b8939.pth`` (``fmwsss.models.sam.l
 Weights are drawn on CPU under a fixed seed (the same seed gives the same weights; stage keys assume
 ``RANDOM_SEED``), the file is streamed to a temporary sibling while being hashed and renamed into place, and
 its sidecar records that sha256: the reference ``fmwsss weights verify`` checks it against. Cost on one CPU
-core: SAM ViT-H ~5 s to build and ~10 s to write 2.4 GiB (memory: the model once, ~2.6 GB); CLIP ~3 s,
+core: SAM ViT-H ~5-10 s to build and ~15 s to write 2.4 GiB (memory: the model once, ~3.3 GB); CLIP ~12 s,
 ~300 MB (the TorchScript archive is built in memory).
 """
 from __future__ import annotations

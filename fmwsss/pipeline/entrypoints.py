@@ -268,8 +268,8 @@ def make_tiny_job(clip_path: str, sam_path: str, seed: int, log_path: str) -> No
 
 def make_random_job(name: str, path: str, seed: int, log_path: str) -> None:
     """Create one full-size random-weight test model (an explicit choice of `models: random_*`, never a
-    fallback; SAM ViT-H: ~20 s of CPU, 2.4 GiB). Its sidecar records the sha256 it was made with; the verify rule
-    checks the file against it once, after Snakemake has touched it, and jobs trust size and mtime then."""
+    fallback; SAM ViT-H: ~25 s of CPU, 2.4 GiB). Its sidecar records the sha256 it was made with; the verify
+    rule checks the file against it once, after Snakemake has touched it, and jobs trust size and mtime then."""
     from fmwsss.models.random_models import create_random_model
 
     with job_log(log_path) as log:
