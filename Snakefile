@@ -18,8 +18,10 @@ from fmwsss.pipeline.config import Config, check_unique_keys
 from fmwsss.pipeline.plan import Plan
 from fmwsss.pipeline.stage_settings import check_stage_settings
 from fmwsss.pipeline.stages import ALIASES, SCORES, STAGES, upstream_aliases
-from fmwsss.pipeline.entrypoints import alias_job, fetch_weights_job, finalize_job, make_tiny_job, verify_weights_job
-from fmwsss.models.weights import SIDECAR_SUFFIX, WEIGHTS, weights_dir
+from fmwsss.pipeline.entrypoints import (
+    alias_job, fetch_weights_job, finalize_job, make_random_job, make_tiny_job, verify_weights_job,
+)
+from fmwsss.models.weights import RANDOM_SEED, SIDECAR_SUFFIX, WEIGHTS, random_model_names, weights_dir
 from fmwsss.report.build import report_job
 
 

@@ -154,6 +154,7 @@ def run_seed(args: argparse.Namespace) -> int:
     from fmwsss.cli import single_image
     from fmwsss.data.palette import palette_for, save_label_png
     from fmwsss.devices import resolve_device
+    from fmwsss.models.weights import is_test_model
     from fmwsss.prompts.learners import zero_shot_marker
     from fmwsss.sam.build import SamSpeed
 
@@ -163,10 +164,10 @@ def run_seed(args: argparse.Namespace) -> int:
     elif zero_shot_marker(prompts):
         print(f"fmwsss seed: note: {prompts} holds no trained prompts (prompts_seg mode zero_shot): "
               f"zero-shot CLIP-ES prompts are used", file=sys.stderr)
-    tiny = [n for n in inputs.settings["models"].values() if n.startswith("tiny_")]
-    if tiny:
-        print(f"fmwsss seed: note: {', '.join(tiny)} are random test models; the seed shows the plumbing, "
-              f"not the method's quality", file=sys.stderr)
+    test_models = [n for n in inputs.settings["models"].values() if is_test_model(n)]
+    if test_models:
+        print(f"fmwsss seed: note: {', '.join(test_models)} are random-weight test models; the seed shows the "
+              f"plumbing, not the method's quality", file=sys.stderr)
     runtime = inputs.config.runtime
     chain = single_image.FineChain.load(
         inputs.settings, class_names, prompts, resolve_device(args.device or runtime["device"]),

@@ -1,4 +1,4 @@
-"""``fmwsss weights ...``: list, fetch and verify checkpoints, and make the tiny test models.
+"""``fmwsss weights ...``: list, fetch and verify checkpoints, and make the random-weight test models.
 
 ``register(subparsers)`` adds the group to the top-level ``fmwsss`` parser; each subcommand sets
 ``args.func(args) -> int`` (the exit status).
@@ -10,13 +10,15 @@ import sys
 from pathlib import Path
 
 from fmwsss.models.weights import (
+    RANDOM_SEED,
     WEIGHTS,
     MissingWeightsError,
     WeightsIntegrityError,
     list_weights,
     local_path,
     missing_message,
-    record_tiny,
+    random_model_names,
+    record_creation,
     verify_local,
     weight_status,
 )
@@ -27,26 +29,28 @@ _DIR_HELP = "weights directory (default: $FMWSSS_WEIGHTS_DIR or resources/weight
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add the ``weights`` command group to ``subparsers``; return its parser."""
     parser = subparsers.add_parser(
-        "weights", help="list, download, verify pretrained weights; make tiny test models",
-        description="Pretrained CLIP/SAM checkpoints: registry, sha256-checked downloads, tiny test models.",
+        "weights", help="list, download, verify pretrained weights; make random-weight test models",
+        description="Pretrained CLIP/SAM checkpoints: registry, sha256-checked downloads, random-weight test "
+                    "models (tiny, or the real architectures) made locally.",
     )
+    fetchable = [n for n in list_weights() if not WEIGHTS[n].made_locally]
     sub = parser.add_subparsers(dest="weights_command", metavar="COMMAND", required=True)
 
     p = sub.add_parser(
         "list", help="registered weights and their local state, without hashing",
         description="LOCAL is `present` only for a file whose <file>.sha256 sidecar (written when it was verified, "
-                    "or when a tiny model was made) still matches its size and mtime (a tiny model's bytes are "
+                    "or when a test model was made) still matches its size and mtime (a tiny model's bytes are "
                     "hashed: a few MB); `unverified` for a file "
                     "never verified or changed since (run `fmwsss weights verify NAME`); `mismatch` for a size "
                     "other than the registry's or a sidecar recording other bytes; `missing`. SIZE is the "
-                    "registry's declared size, `unknown` where it declares none.",
+                    "registry's declared size, `unknown` where it declares none; `tiny` and `random` mark the "
+                    "random-weight test models made locally (`make-tiny`, `make-random`).",
     )
     p.add_argument("--dir", type=Path, default=None, help=_DIR_HELP)
     p.set_defaults(func=_cmd_list)
 
     p = sub.add_parser("fetch", help="download a checkpoint and check its size and sha256")
-    p.add_argument("name", choices=[n for n in list_weights() if not WEIGHTS[n].tiny], metavar="NAME",
-                   help=f"weights to download: {', '.join(n for n in list_weights() if not WEIGHTS[n].tiny)}")
+    p.add_argument("name", choices=fetchable, metavar="NAME", help=f"weights to download: {', '.join(fetchable)}")
     p.add_argument("--dir", type=Path, default=None, help=_DIR_HELP)
     p.add_argument("--url", default=None,
                    help="download from this URL instead of $FMWSSS_WEIGHTS_MIRROR/<file> or the registry URL")
@@ -55,8 +59,9 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "verify", help="check local checkpoints' size and sha256 (hash cached in <file>.sha256)",
-        description="Real checkpoints are checked against the registry's size and sha256; tiny models against the "
-                    "sha256 recorded when they were made. A match writes <file>.sha256, which pipeline jobs "
+        description="Real checkpoints are checked against the registry's size and sha256; test models made "
+                    "locally against the sha256 recorded when they were made. A match writes <file>.sha256, "
+                    "which pipeline jobs "
                     "require (they refuse a file changed since); a mismatch names the file, the expected and "
                     "found sha256 and the command that gets the right file.",
     )
@@ -71,7 +76,36 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--dir", type=Path, default=None, help=_DIR_HELP)
     p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same weights")
     p.set_defaults(func=_cmd_make_tiny)
+
+    names = random_model_names()
+    p = sub.add_parser(
+        "make-random", help="create full-size random-weight test models (real architectures, for cost rehearsals)",
+        description="Create the real architectures with random weights, in the released checkpoints' formats, so "
+                    "the real loaders read them: random_clip_vit_b16 (OpenAI TorchScript archive, ~300 MB) and "
+                    "random_sam_vit_h (segment-anything state dict, 2.4 GiB, ~25 s and ~3.3 GB of memory on one "
+                    "CPU core). A rehearsal measures real time and memory with them; their results mean nothing "
+                    "(every report marks them). Each file is streamed to a temporary name while hashed, renamed "
+                    "into place, and its sha256 recorded in <file>.sha256: `fmwsss weights verify` checks "
+                    "against that record, and pipeline jobs then trust the file's size and mtime as for a real "
+                    "checkpoint. The workflow makes them itself when a config names them (models: {clip: "
+                    "random_clip_vit_b16, sam: random_sam_vit_h}).",
+    )
+    p.add_argument("names", nargs="*", type=_random_name, metavar="NAME",
+                   help=f"models to create (default: all): {', '.join(names)}")
+    p.add_argument("--dir", type=Path, default=None, help=_DIR_HELP)
+    p.add_argument("--seed", type=int, default=RANDOM_SEED,
+                   help=f"random seed (default {RANDOM_SEED}, the one stage keys assume); the same seed gives "
+                        "the same weights")
+    p.set_defaults(func=_cmd_make_random)
     return parser
+
+
+def _random_name(value: str) -> str:
+    """A full-size random model's name (argparse's ``choices`` refuses an empty ``nargs="*"`` list)."""
+    names = random_model_names()
+    if value not in names:
+        raise argparse.ArgumentTypeError(f"invalid choice: {value!r} (choose from {', '.join(names)})")
+    return value
 
 
 def _human(size: int | None) -> str:
@@ -89,7 +123,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
     rows = [("NAME", "KIND", "ARCH", "SIZE", "LOCAL")]
     for name in list_weights():
         spec = WEIGHTS[name]
-        size = "tiny" if spec.tiny else _human(spec.size)
+        size = "tiny" if spec.tiny else "random" if spec.made_locally else _human(spec.size)
         rows.append((name, spec.kind, spec.arch, size, weight_status(name, args.dir)))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
@@ -122,7 +156,8 @@ def _cmd_verify(args: argparse.Namespace) -> int:
             print(f"error: {err}", file=sys.stderr)
             status = 1
             continue
-        print(f"OK  {name}  {path}  sha256 {digest}{' (tiny: as recorded when made)' if spec.tiny else ''}")
+        made = " (test model: as recorded when made)" if spec.made_locally else ""
+        print(f"OK  {name}  {path}  sha256 {digest}{made}")
     return status
 
 
@@ -134,6 +169,14 @@ def _cmd_make_tiny(args: argparse.Namespace) -> int:
         path = local_path(name, args.dir)
         path.parent.mkdir(parents=True, exist_ok=True)
         create(path, args.seed)
-        record_tiny(path)
+        record_creation(path)
         print(f"wrote {path}")
+    return 0
+
+
+def _cmd_make_random(args: argparse.Namespace) -> int:
+    from fmwsss.models.random_models import create_random_model
+
+    for name in args.names or random_model_names():
+        create_random_model(name, local_path(name, args.dir), args.seed, log=lambda msg: print(msg, flush=True))
     return 0

@@ -1,16 +1,18 @@
-"""CLIP loading through open_clip's OpenAI path, and a tiny random CLIP saved in OpenAI's file format.
+"""CLIP loading through open_clip's OpenAI path, and random CLIPs (tiny, or ViT-B/16) in OpenAI's file format.
 
 OpenAI's ``ViT-B-16.pt`` is a TorchScript archive whose ``state_dict()`` holds the weights (mostly fp16)
 plus the scalar buffers ``input_resolution``, ``context_length`` and ``vocab_size``. ``load_openai_model``
 opens it with ``torch.jit.load`` and rebuilds a plain (non-JIT) model whose architecture is inferred from
-the tensor shapes (``build_model_from_openai_state_dict``, QuickGELU). The tiny model is written as the same
-kind of archive (a parameter-only scripted module), so tests exercise the very branch the real file takes.
+the tensor shapes (``build_model_from_openai_state_dict``, QuickGELU). Random models (the tiny one, and the
+full-size ``random_clip_vit_b16``) are written as the same kind of archive (a parameter-only scripted module),
+so they take the very branch the real file takes.
 """
 from __future__ import annotations
 
 import math
 import os
 from pathlib import Path
+from typing import BinaryIO
 
 import torch
 from torch import nn
@@ -30,6 +32,25 @@ TINY_CFG = dict(
     context_length=77,
     vocab_size=49408,
 )
+
+VIT_B16_CFG = dict(
+    embed_dim=512,
+    vision_width=768,  # 12 heads: open_clip and its OpenAI loader take heads = width // 64
+    vision_layers=12,
+    patch_size=16,
+    image_size=224,
+    text_width=512,  # 8 heads
+    text_layers=12,
+    context_length=77,
+    vocab_size=49408,
+)
+"""OpenAI CLIP ViT-B/16, the shapes of the released ``ViT-B-16.pt`` (open_clip ``ViT-B-16-quickgelu``)."""
+
+CLIP_SHAPES = {"tiny": TINY_CFG, "ViT-B-16-quickgelu": VIT_B16_CFG}
+"""Shapes by registry ``arch`` (``fmwsss.models.weights.WeightSpec.arch``) of the CLIPs made here."""
+
+RELEASED_LOGIT_SCALE = 100.0
+"""exp(logit_scale) of the released OpenAI models, which the full-size random CLIP keeps."""
 
 
 class ClipLoadError(RuntimeError):
@@ -59,15 +80,18 @@ def _archive_from_state_dict(state_dict: dict[str, torch.Tensor]) -> nn.Module:
     return root
 
 
-def tiny_clip_state_dict(seed: int = 0, logit_scale: float = 10.0) -> dict[str, torch.Tensor]:
-    """OpenAI-layout state dict of a tiny random CLIP (fp16 where OpenAI stores fp16), deterministic in ``seed``.
+def clip_state_dict(arch: str = "tiny", seed: int = 0, logit_scale: float = 10.0) -> dict[str, torch.Tensor]:
+    """OpenAI-layout state dict of a random CLIP of shape ``CLIP_SHAPES[arch]`` (fp16 where OpenAI stores fp16),
+    deterministic in ``seed``, initialised as open_clip initialises a new model (its text init; torch defaults
+    and width^-0.5 normals in the vision tower, as open_clip leaves it).
 
-    A random model's cosines spread far wider than trained CLIP's, so the released scale (100) would saturate
-    every softmax and make all Grad-CAM gradients vanish; the default 10 keeps the tiny model in CLIP's regime.
+    The tiny model's 32-wide embedding spreads random cosines far wider than trained CLIP's, so the released
+    scale (100) would saturate every softmax and make all Grad-CAM gradients vanish; 10 keeps it in CLIP's
+    regime. The full-size model keeps the released 100 (:data:`RELEASED_LOGIT_SCALE`).
     """
     from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg, convert_weights_to_fp16
 
-    c = TINY_CFG
+    c = CLIP_SHAPES[arch]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = CLIP(
@@ -88,20 +112,26 @@ def tiny_clip_state_dict(seed: int = 0, logit_scale: float = 10.0) -> dict[str, 
     return sd
 
 
+def write_clip_archive(state_dict: dict[str, torch.Tensor], fh: BinaryIO) -> None:
+    """Write ``state_dict`` to the open binary file ``fh`` as an OpenAI-style TorchScript archive (the archive
+    is built in memory first: ~300 MB for ViT-B/16)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch.jit.script deprecation: the format is the point
+        torch.jit.save(torch.jit.script(_archive_from_state_dict(state_dict)), fh)
+
+
 def create_tiny_clip(path: str | os.PathLike, seed: int = 0, logit_scale: float = 10.0) -> Path:
     """Write a tiny random CLIP as an OpenAI-style TorchScript archive at ``path`` (atomically); return it.
 
     A test/demo model only: 3 vision blocks of width 128, 2 text blocks of width 64, embedding 32, the real
     49408-token vocabulary and 77-token context so open_clip's tokenizer works. About 14 MB on disk.
     """
-    import warnings
-
     path = Path(path)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)  # torch.jit.script deprecation: the format is the point
-        scripted = torch.jit.script(_archive_from_state_dict(tiny_clip_state_dict(seed, logit_scale)))
-        with atomic_path(path) as tmp:
-            torch.jit.save(scripted, str(tmp))
+    state_dict = clip_state_dict("tiny", seed, logit_scale)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        write_clip_archive(state_dict, fh)
     return path
 
 

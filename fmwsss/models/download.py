@@ -22,6 +22,7 @@ from fmwsss.models.weights import (
     MissingWeightsError,
     WeightsIntegrityError,
     WeightSpec,
+    fetch_command,
     get_weight,
     local_path,
     missing_message,
@@ -58,7 +59,7 @@ def fetch_weight(
     """Download checkpoint ``name`` into ``dest_dir`` (default ``weights_dir()``) unless already verified there.
 
     Args:
-        name: registry name (``fmwsss.models.list_weights()``); tiny models cannot be fetched.
+        name: registry name (``fmwsss.models.list_weights()``); test models made locally cannot be fetched.
         dest_dir: target directory; created if needed.
         url: explicit source, overriding ``$FMWSSS_WEIGHTS_MIRROR`` and the registry URL.
         progress: show a tqdm byte progress bar on stderr.
@@ -72,8 +73,9 @@ def fetch_weight(
     """
     spec = get_weight(name)
     dest = local_path(name, dest_dir)
-    if spec.tiny:
-        raise ValueError(f"{name!r} is a tiny test model: it is never downloaded; run `fmwsss weights make-tiny`")
+    if spec.made_locally:
+        raise ValueError(f"{name!r} is a random-weight test model: it is never downloaded; run "
+                         f"`{fetch_command(spec, dest.parent)}`")
     if dest.is_file():
         try:
             verify_local(dest, spec)

@@ -10,12 +10,18 @@ file's size and mtime still match it. Interactive use (``require_local``) re-has
 pipeline job (``require_verified``) never hashes on success and refuses a file changed since its sidecar was
 written, because the workflow's verify rule is what hashes, once per file.
 
-Tiny random-weight models (``tiny=True``) are made locally by ``fmwsss weights make-tiny`` for tests and the
-demo; they are never downloaded and never stand in for a missing real checkpoint. The registry declares no
-digest for them (random bytes, made on the spot), so their sidecar, written at creation (``record_tiny``), is
-the reference: a job accepts a tiny file only while its bytes are those it was made with. Tiny files are a few
-MB, so that check hashes them every time; their mtime proves nothing (Snakemake touches a rule's outputs
-after the job that made them, after the sidecar was written).
+Random-weight test models (``url=None``, :func:`is_test_model`) are made locally, never downloaded, and never
+stand in for a missing real checkpoint: a config names them explicitly. The registry declares no digest for
+them (random bytes, made on the spot), so the sidecar written at their creation (``record_creation``) is the
+reference their bytes are checked against. Two sizes, two check rules:
+
+* tiny models (``tiny=True``, ``fmwsss weights make-tiny``: the tests and the demo, a few MB) are hashed on
+  every check: their mtime proves nothing, as Snakemake touches a rule's outputs after the job that made
+  them, after the sidecar was written;
+* full-size random models (``random_*``, ``fmwsss weights make-random``: the real architectures, e.g. a
+  2.5 GB SAM ViT-H, for a rehearsal that measures real cost and memory) follow the real-checkpoint rule:
+  ``fmwsss weights verify`` (or the workflow's verify rule) hashes once against the creation record and
+  jobs then trust size and mtime.
 """
 from __future__ import annotations
 
@@ -29,6 +35,14 @@ from fmwsss.io.digest import file_sha256 as sha256_file
 
 TINY_VERSION = 1
 """Bump when the tiny architectures change: it is part of every stage key that uses a tiny model."""
+
+RANDOM_VERSION = 1
+"""Bump when the way full-size random models are made changes (initialisation, file layout, the seed): it is
+part of every stage key that uses one, since that key names the model without reading it."""
+
+RANDOM_SEED = 0
+"""The seed the workflow makes full-size random models with (the same seed gives the same weights on CPU);
+stage keys assume it: a file made with another ``--seed`` is a different model under the same name."""
 
 WEIGHTS_DIR_ENV = "FMWSSS_WEIGHTS_DIR"
 DEFAULT_WEIGHTS_DIR = Path("resources/weights")
@@ -48,7 +62,9 @@ class WeightSpec:
     """One checkpoint: where it comes from, what its bytes must hash to, and its local file name.
 
     ``arch`` is the builder's name for the architecture (open_clip model name, segment-anything registry
-    key). ``size`` is in bytes; ``None`` means not declared, and only the sha256 is checked.
+    key). ``size`` is in bytes; ``None`` means not declared, and only the sha256 is checked. ``url=None``
+    marks a random-weight test model made locally (:attr:`made_locally`); ``tiny`` one of those small enough
+    (MBs) to hash on every check, made by ``make-tiny`` (module docstring).
     """
 
     name: str
@@ -60,6 +76,19 @@ class WeightSpec:
     filename: str
     tiny: bool = False
     description: str = ""
+
+    def __post_init__(self) -> None:
+        if self.made_locally and self.sha256 is not None:
+            raise ValueError(f"{self.name}: a locally made model has no registry digest (its creation record is)")
+        if not self.made_locally and self.sha256 is None:
+            raise ValueError(f"{self.name}: real weights must declare a sha256")
+        if self.tiny and not self.made_locally:
+            raise ValueError(f"{self.name}: tiny models are made locally (url None)")
+
+    @property
+    def made_locally(self) -> bool:
+        """A random-weight test model created on this machine (no URL, no registry digest)."""
+        return self.url is None
 
 
 _SAM_BASE = "https://dl.fbaipublicfiles.com/segment_anything"
@@ -130,6 +159,26 @@ WEIGHTS: dict[str, WeightSpec] = {
             tiny=True,
             description="tiny random-weight SAM in segment-anything's file format (tests/demo only)",
         ),
+        WeightSpec(
+            name="random_clip_vit_b16",
+            kind="clip",
+            arch="ViT-B-16-quickgelu",
+            url=None,
+            sha256=None,
+            size=None,
+            filename="random_clip_vit_b16.pt",
+            description="random-weight CLIP ViT-B/16 in OpenAI's TorchScript format, ~300 MB (cost rehearsals only)",
+        ),
+        WeightSpec(
+            name="random_sam_vit_h",
+            kind="sam",
+            arch="vit_h",
+            url=None,
+            sha256=None,
+            size=None,
+            filename="random_sam_vit_h.pth",
+            description="random-weight SAM ViT-H state dict, 2.4 GiB (cost rehearsals only)",
+        ),
     )
 }
 
@@ -138,7 +187,12 @@ def is_test_model(name: str) -> bool:
     """Whether ``name`` is a random-weight test model made locally (no download URL): results made with one
     show the pipeline's mechanics and cost, never the method's quality, and are marked so wherever shown."""
     spec = WEIGHTS.get(name)
-    return spec is not None and spec.url is None
+    return spec is not None and spec.made_locally
+
+
+def random_model_names() -> list[str]:
+    """Registry names of the full-size random test models (made by ``fmwsss weights make-random``), sorted."""
+    return sorted(n for n, s in WEIGHTS.items() if s.made_locally and not s.tiny)
 
 
 def spec_for_file(path: str | os.PathLike) -> WeightSpec | None:
@@ -171,11 +225,14 @@ def local_path(name: str, root: str | os.PathLike | None = None) -> Path:
 
 
 def weight_identity(name: str) -> str:
-    """Cheap identity for stage keys: the declared sha256, or ``tiny-v<TINY_VERSION>``. Never reads files."""
+    """Cheap identity for stage keys, never read from a file: the declared sha256 of real weights,
+    ``tiny-v<TINY_VERSION>`` for a tiny model, ``random-v<RANDOM_VERSION>-<name>`` for a full-size random one
+    (made with :data:`RANDOM_SEED`, deterministic in it)."""
     spec = get_weight(name)
     if spec.tiny:
         return f"tiny-v{TINY_VERSION}"
-    assert spec.sha256 is not None, f"real weights {name!r} must declare a sha256"
+    if spec.made_locally:
+        return f"random-v{RANDOM_VERSION}-{name}"
     return spec.sha256
 
 
@@ -211,8 +268,9 @@ def _sidecar_digest(path: Path, st: os.stat_result) -> str | None:
 
 
 def expected_digest(path: Path, spec: WeightSpec) -> str | None:
-    """The sha256 ``path`` must have: the registry's, or for a tiny model the one recorded when it was made."""
-    if not spec.tiny:
+    """The sha256 ``path`` must have: the registry's, or for a locally made model the one recorded when it was
+    made."""
+    if not spec.made_locally:
         return spec.sha256
     record = _read_sidecar(path)
     return record["sha256"] if record else None
@@ -223,16 +281,17 @@ def mismatch_message(path: Path, spec: WeightSpec, expected: str | None, found: 
     head = f"{path}: wrong bytes for {spec.name}" + (f" ({what})" if what else "")
     return "\n".join((
         head,
-        f"  expected sha256 {expected or 'unknown (no record of this tiny model: recreate it)'}",
+        f"  expected sha256 {expected or 'unknown (no record of this test model made here: recreate it)'}",
         f"  found    sha256 {found}",
         f"  get the right file: {fetch_command(spec, path.absolute().parent)}",
     ))
 
 
-def record_tiny(path: str | os.PathLike) -> str:
-    """Hash a just-made tiny model and write its sidecar: the reference later checks compare against."""
+def record_creation(path: str | os.PathLike, digest: str | None = None) -> str:
+    """Write the sidecar of a just-made test model: the reference later checks compare against. ``digest`` is
+    the sha256 computed while writing it (a 2.5 GB model is then not read back); None hashes the file."""
     path = Path(path)
-    digest = sha256_file(path)
+    digest = digest or sha256_file(path)
     write_sidecar(path, digest)
     return digest
 
@@ -241,8 +300,8 @@ def verify_local(path: str | os.PathLike, spec: WeightSpec, force: bool = False)
     """Check ``path`` against ``spec`` and return its sha256.
 
     The size is checked first, then the full hash runs unless a sidecar describes the file as it is now (or
-    ``force``); a match is recorded in the sidecar. A tiny model is checked against the digest recorded when
-    it was made. Raises WeightsIntegrityError on any mismatch (the message names file, expected and found
+    ``force``); a match is recorded in the sidecar. A locally made model is checked against the digest
+    recorded when it was made. Raises WeightsIntegrityError on any mismatch (the message names file, expected and found
     sha256 and the command that gets the right file); hashing there is the error path only.
     """
     path = Path(path)
@@ -264,7 +323,8 @@ def require_verified(path: str | os.PathLike) -> Path:
     """A pipeline job's check before it loads weights: ``path``'s sidecar still describes it. A real
     checkpoint is never hashed on success (the verify rule hashed it once); one replaced or touched since is
     refused, with its found sha256 (hashed on this error path only) and the command that gets the right file
-    or re-records it. A tiny model (MBs) is hashed and compared with the digest recorded at its creation.
+    or re-records it. A tiny model (MBs) is hashed and compared with the digest recorded at its creation; a
+    full-size random one is treated as a real checkpoint whose digest is that record.
     """
     path = Path(path)
     spec = spec_for_file(path)
@@ -275,10 +335,10 @@ def require_verified(path: str | os.PathLike) -> Path:
     record, st = _read_sidecar(path), path.stat()
     expected = expected_digest(path, spec)
     if record is None:
-        raise WeightsIntegrityError(
-            f"{path}: never verified (no {sidecar_path(path).name}); run `fmwsss weights verify {spec.name}`"
-            + (f" or `{fetch_command(spec, path.absolute().parent)}`" if spec.tiny else "")
-        )
+        how = (f"it has no creation record (made elsewhere, or the record was lost): recreate it with "
+               f"`{fetch_command(spec, path.absolute().parent)}`" if spec.made_locally
+               else f"run `fmwsss weights verify {spec.name}`")
+        raise WeightsIntegrityError(f"{path}: never verified (no {sidecar_path(path).name}); {how}")
     if not spec.tiny and record["sha256"] == expected and _describes(record, st):
         return path
     found = sha256_file(path)
@@ -314,9 +374,9 @@ def load_failure_message(path: str | os.PathLike, exc: BaseException) -> str:
 
 def weight_status(name: str, root: str | os.PathLike | None = None) -> str:
     """Local state, hashing no real checkpoint: "missing"; "present" only when a sidecar describes the file as
-    it is now with the expected digest (a tiny model: its bytes hash to the digest recorded when it was made);
-    "mismatch" when its size differs from the registry's or the bytes are other than recorded; "unverified"
-    otherwise (never verified, or changed since)."""
+    it is now with the expected digest (a tiny model: its bytes hash to the digest recorded when it was made;
+    a full-size random model: its creation or verification record); "mismatch" when its size differs from the
+    registry's or the bytes are other than recorded; "unverified" otherwise (never verified, or changed since)."""
     spec = get_weight(name)
     path = local_path(name, root)
     try:
@@ -330,12 +390,12 @@ def weight_status(name: str, root: str | os.PathLike | None = None) -> str:
         return "present" if sha256_file(path) == record["sha256"] else "mismatch"
     if not _describes(record, st):
         return "unverified"
-    return "present" if record["sha256"] == spec.sha256 else "mismatch"
+    return "present" if record["sha256"] == expected_digest(path, spec) else "mismatch"
 
 
 def fetch_command(spec: WeightSpec, root: Path) -> str:
     """The command that puts ``spec`` under ``root`` (``--dir`` only when ``root`` is not the default)."""
-    verb = "make-tiny" if spec.tiny else f"fetch {spec.name}"
+    verb = "make-tiny" if spec.tiny else f"make-random {spec.name}" if spec.made_locally else f"fetch {spec.name}"
     suffix = "" if root == weights_dir() else f" --dir {root}"
     return f"fmwsss weights {verb}{suffix}"
 
@@ -343,9 +403,9 @@ def fetch_command(spec: WeightSpec, root: Path) -> str:
 def missing_message(spec: WeightSpec, path: Path, reason: str = "") -> str:
     """What to download, where to put it and which command does it, for a checkpoint not at ``path``."""
     head = f"{spec.name} weights not found at {path}" + (f" ({reason})" if reason else "")
-    if spec.tiny:
+    if spec.made_locally:
         command = fetch_command(spec, path.parent)
-        return f"{head}. Tiny test models are created locally, never downloaded: run `{command}`."
+        return f"{head}. Random-weight test models are created locally, never downloaded: run `{command}`."
     lines = [
         f"{head}.",
         f"  download: {spec.url}",
@@ -361,7 +421,8 @@ def missing_message(spec: WeightSpec, path: Path, reason: str = "") -> str:
 def require_local(name: str, root: str | os.PathLike | None = None) -> Path:
     """Return the verified local checkpoint ``name``; raise MissingWeightsError saying how to get it.
 
-    Real weights are size- and sha256-checked (hash cached in the sidecar); tiny ones need only exist.
+    Real weights and full-size random models are size- and sha256-checked (hash cached in the sidecar); tiny
+    ones need only exist.
     """
     spec = get_weight(name)
     path = local_path(name, root)

@@ -260,14 +260,24 @@ def make_tiny_job(clip_path: str, sam_path: str, seed: int, log_path: str) -> No
     their sidecars record the sha256 they were made with, the reference jobs check them against."""
     from fmwsss.models.clip import create_tiny_clip
     from fmwsss.models.tiny_sam import create_tiny_sam
-    from fmwsss.models.weights import record_tiny
+    from fmwsss.models.weights import record_creation
 
     with job_log(log_path) as log:
         create_tiny_clip(Path(clip_path), seed=seed)
         create_tiny_sam(Path(sam_path), seed=seed)
-        record_tiny(clip_path)
-        record_tiny(sam_path)
+        record_creation(clip_path)
+        record_creation(sam_path)
         log(f"tiny test models (random weights, for tests and the demo only): {clip_path}, {sam_path}")
+
+
+def make_random_job(name: str, path: str, seed: int, log_path: str) -> None:
+    """Create one full-size random-weight test model (an explicit choice of `models: random_*`, never a
+    fallback; SAM ViT-H: ~25 s of CPU, 2.4 GiB). Its sidecar records the sha256 it was made with; the verify
+    rule checks the file against it once, after Snakemake has touched it, and jobs trust size and mtime then."""
+    from fmwsss.models.random_models import create_random_model
+
+    with job_log(log_path) as log:
+        create_random_model(name, path, seed, log)
 
 
 def _job_plan(smk: Any, stage: str):
@@ -474,7 +484,7 @@ def score(smk: Any) -> None:
         from fmwsss.io.atomic import atomic_write_json
         from fmwsss.pipeline.config import Config
         from fmwsss.pipeline.plan import Plan
-        from fmwsss.pipeline.scoring import score_cams, score_seeds
+        from fmwsss.pipeline.scoring import score_cams, score_seeds, stage_test_models
 
         startup.mark("imports")
         plan = Plan(Config(smk.config), refresh=False)
@@ -489,7 +499,7 @@ def score(smk: Any) -> None:
             metrics = score_cams(ds.dataset, stage, shards, ds.settings["eval"]["cam_bg_power"], out, log)
         else:
             metrics = score_seeds(ds.dataset, stage, entry, out, log)
-        atomic_write_json(out / "metrics.json", metrics)
+        atomic_write_json(out / "metrics.json", {**metrics, "test_models": stage_test_models(ds.settings, stage)})
         timing.write(out, f"score_{stage}", timing.WHOLE_SET_JOB, "image", "cpu", smk.threads, log)
         write_spec(out, key, smk.params.spec, name)
         linked = link_scores(entry, plan.score_link(name, stage))
@@ -532,6 +542,7 @@ def deeplab_eval(smk: Any) -> None:
     """Stage II: predict the held-out ids single-scale and multi-scale + flip; mIoU where GT exists."""
     with script_job(smk) as log, _job_device(smk, log) as device:
         from fmwsss.io.atomic import atomic_write_json
+        from fmwsss.pipeline.scoring import stage_test_models
         from fmwsss.segmentation import evaluate_segmenter
 
         startup.mark("imports")
@@ -554,6 +565,7 @@ def deeplab_eval(smk: Any) -> None:
         link = store / "model.pt"
         link.unlink(missing_ok=True)
         os.symlink(os.path.relpath(smk.input.deeplab_train, store), link)
-        atomic_write_json(store / "metrics.json", {"stage": "deeplab_eval", **result})
+        test_models = stage_test_models(ds.settings, "deeplab_eval")
+        atomic_write_json(store / "metrics.json", {"stage": "deeplab_eval", "test_models": test_models, **result})
         timing.write(store, "deeplab_eval", timing.WHOLE_SET_JOB, "image", device, smk.threads, log)
         write_spec(store, smk.wildcards.key, smk.params.spec, smk.wildcards.dataset)

@@ -6,12 +6,23 @@ light jobs. Only images with ground truth are read; a dataset without any gets a
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import numpy as np
 
+from fmwsss.models.weights import is_test_model
+from fmwsss.pipeline.stages import weight_roles
+
 Log = Callable[[str], None]
 Scored = Iterable[tuple[str, np.ndarray, np.ndarray]]  # (image id, predicted labels, ground-truth labels)
+
+
+def stage_test_models(settings: Mapping[str, Any], stage: str) -> list[str]:
+    """The random-weight test models (``fmwsss.models.weights.is_test_model``) that ``stage``'s results come
+    from, sorted: the ``test_models`` field of every metrics.json, an empty list with real weights (present
+    either way, so a reader needs no default), so numbers copied out of a run say what made them."""
+    names = {settings["models"][role] for role in weight_roles(stage)}
+    return sorted(n for n in names if is_test_model(n))
 
 
 def ground_truth(dataset: Any, image_id: str) -> Path | None:

@@ -115,3 +115,15 @@ def upstream_aliases(alias: str) -> list[str]:
         else:
             todo.extend(stage.upstream)
     return found
+
+
+def weight_roles(stage: str) -> tuple[str, ...]:
+    """The ``settings["models"]`` roles whose weights ``stage``'s results depend on: its own and those of
+    every stage upstream of it, sorted (``cams_coarse_dump``: clip only; the seeds: clip and sam)."""
+    roles: set[str] = set()
+    todo = [stage]
+    while todo:
+        found = STAGES[todo.pop()]
+        roles.update(found.weights)
+        todo.extend(found.upstream)
+    return tuple(sorted(roles))

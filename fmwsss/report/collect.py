@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fmwsss.models.weights import is_test_model
 from fmwsss.pipeline.stages import SCORES, STAGES
 
 # (stage, scores file, label) of every scored prediction set, in pipeline order
@@ -61,8 +62,9 @@ class RunView:
         return self.entry(stage, key)
 
     @property
-    def tiny_models(self) -> list[str]:
-        return sorted(v for v in self.settings.get("models", {}).values() if str(v).startswith("tiny_"))
+    def test_models(self) -> list[str]:
+        """The random-weight test models (tiny or full-size) the settings name: the pages say so."""
+        return sorted(v for v in self.settings.get("models", {}).values() if is_test_model(str(v)))
 
     @property
     def split(self) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from html import escape
 from typing import Any, Mapping, Sequence
 
+from fmwsss.models.weights import WEIGHTS
 from fmwsss.report.collect import Entry, RunView, background_shares, scored_on, split_name
 from fmwsss.report.settings_diff import format_value, settings_diff
 
@@ -39,12 +40,17 @@ def _headline(entry: Entry) -> str:
     return ", ".join(f"{escape(k)} {_pct(v)}" for k, v in entry.headline.items()) or "–"
 
 
-def _banner(run: RunView) -> str:
-    if not run.tiny_models:
+def banner(run: RunView) -> str:
+    """The warning atop every page when the run used random-weight test models; says which ones, and for
+    full-size ones that times and memory are real while the numbers are not."""
+    if not run.test_models:
         return ""
-    return (f'<div class="banner" id="tiny-banner">This run used the tiny random-weight TEST models '
-            f'({escape(", ".join(run.tiny_models))}): it shows the mechanics of the pipeline, not the quality '
-            f'of the method (mIoU near chance).</div>')
+    full_size = [m for m in run.test_models if not WEIGHTS[m].tiny]
+    cost = (f" {escape(', '.join(full_size))}: the real architectures, so their times and memory are a real run's; "
+            f"their numbers are not." if full_size else "")
+    return (f'<div class="banner" id="test-models-banner">This run used random-weight TEST models '
+            f'({escape(", ".join(run.test_models))}): it shows the mechanics of the pipeline, not the quality '
+            f'of the method (mIoU near chance).{cost}</div>')
 
 
 def dataset_label(name: str, kind: str, preset: str) -> str:
@@ -71,7 +77,7 @@ MOSTLY_BACKGROUND = 0.95  # a prediction this much background is (nearly) black:
 
 def segmenter_note(run: RunView, scores: Mapping[str, dict]) -> str:
     """A paragraph when the segmenter predicts (nearly) only background on val, so that its black gallery
-    cells are explained where they are seen; with tiny random-weight models, why that is expected."""
+    cells are explained where they are seen; with random-weight test models, why that is expected."""
     found = background_shares(scores["segmenter"]["confusion"]) if "segmenter" in scores else None
     if found is None or found[0] < MOSTLY_BACKGROUND:
         return ""
@@ -81,8 +87,8 @@ def segmenter_note(run: RunView, scores: Mapping[str, dict]) -> str:
                   f"{len(scores['seeds fine']['images'])} images: {_pct(seeds[0])} %" if seeds else "")
     text = (f"The segmenter predicts background on {_pct(predicted)} % of the "
             f"{escape(split_name(scores['segmenter']['split']))} pixels (ground truth: {_pct(truth)} %{seeds_text}).")
-    if run.tiny_models:
-        text += (" Its seeds come from the tiny random-weight models: a seed region's class is one of its image's "
+    if run.test_models:
+        text += (" Its seeds come from random-weight test models: a seed region's class is one of its image's "
                  "tags, picked by random features, so what decides it is the tags, which the segmenter never sees. "
                  "On images it has not seen it falls back to the seeds' most frequent class, background; trained "
                  "longer it converges there (docs/method.md §14). Expected of the test models; with real weights "
@@ -169,7 +175,7 @@ def index_page(run: RunView, sections: Sequence[str]) -> str:
     nav = ('<nav><a href="#summary">summary</a><a href="#iou">per-class IoU</a><a href="#confusion">confusion</a>'
            '<a href="#curves">training curves</a><a href="#variants">variants</a>'
            '<a href="gallery.html">gallery</a><a href="gallery.html?sort=worst">gallery, worst first</a></nav>')
-    body = f"<h1>fmwsss report: {escape(run.name)}</h1>{_banner(run)}{nav}{''.join(sections)}"
+    body = f"<h1>fmwsss report: {escape(run.name)}</h1>{banner(run)}{nav}{''.join(sections)}"
     return _page(f"fmwsss report: {run.name}", body)
 
 
@@ -177,7 +183,7 @@ def gallery_page(run: RunView, legend: Sequence[tuple[str, tuple[int, int, int]]
     """The gallery shell; gallery.js fills the table from gallery-data.js. ``note``: :func:`segmenter_note`."""
     chips = "".join(f'<span style="background: rgb{rgb}; color: {"#000" if sum(rgb) > 380 else "#fff"}">'
                     f'{escape(name)}</span>' for name, rgb in legend)
-    body = (f'<h1>fmwsss gallery: {escape(run.name)}</h1>{_banner(run)}<nav><a href="index.html">summary</a></nav>'
+    body = (f'<h1>fmwsss gallery: {escape(run.name)}</h1>{banner(run)}<nav><a href="index.html">summary</a></nav>'
             f'<div class="controls"><label>order <select id="sort"><option value="id">by id</option>'
             f'<option value="worst">worst first (the first mIoU column)</option></select></label>'
             f'<label>class <select id="cls"><option value="">all</option></select></label>'

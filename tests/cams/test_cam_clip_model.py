@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from fmwsss.cams.clip_wrapper import ClipCam, preprocess_native
-from fmwsss.models.clip import ClipLoadError, create_tiny_clip, load_clip, tiny_clip_state_dict
+from fmwsss.models.clip import ClipLoadError, clip_state_dict, create_tiny_clip, load_clip
 
 
 @pytest.mark.filterwarnings("ignore::FutureWarning")
@@ -20,7 +20,7 @@ def test_tiny_clip_is_openai_archive_deterministic(tiny_clip_path, tmp_path):
     assert int(sd["context_length"]) == 77 and int(sd["vocab_size"]) == 49408
     other = torch.jit.load(str(create_tiny_clip(tmp_path / "again.pt", seed=0))).state_dict()
     assert all(torch.equal(sd[k], other[k]) for k in sd)
-    reseeded = tiny_clip_state_dict(seed=1)
+    reseeded = clip_state_dict("tiny", seed=1)
     assert not torch.equal(sd["visual.proj"], reseeded["visual.proj"])
     assert not list(tmp_path.glob(".*tmp*"))
     assert float(load_clip(create_tiny_clip(tmp_path / "s100.pt", logit_scale=100.0)).logit_scale.exp()) == \

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from fmwsss.models import weights
-from fmwsss.models.weights import WEIGHTS, WeightsIntegrityError, record_tiny, require_verified, verify_local
+from fmwsss.models.weights import WEIGHTS, WeightsIntegrityError, record_creation, require_verified, verify_local
 from fmwsss.pipeline.entrypoints import _verified_weights, verify_weights_job
 
 GOOD = b"the real checkpoint's bytes\n" * 146  # 4088 bytes
@@ -134,7 +134,7 @@ def test_job_start_check_refuses_touched_or_never_verified_files(root, small_sam
 def test_tiny_models_are_checked_against_their_creation_record(root):
     path = root / "tiny_clip.pt"
     path.write_bytes(b"tiny clip made here")
-    made = record_tiny(path)
+    made = record_creation(path)
     assert made == hashlib.sha256(b"tiny clip made here").hexdigest()
     assert require_verified(path) == path
     _bump_mtime(path)  # Snakemake touches a rule's outputs after the job: the bytes are what count

@@ -71,11 +71,12 @@ def _count_hashes(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
 
 
 def test_registry_entries_are_consistent():
-    assert {"clip_vit_b16_openai", "sam_vit_h", "sam_vit_l", "sam_vit_b", "tiny_clip", "tiny_sam"} <= set(WEIGHTS)
+    assert {"clip_vit_b16_openai", "sam_vit_h", "sam_vit_l", "sam_vit_b", "tiny_clip", "tiny_sam",
+            "random_clip_vit_b16", "random_sam_vit_h"} <= set(WEIGHTS)
     for name, spec in WEIGHTS.items():
         assert spec.name == name
         assert spec.kind in ("clip", "sam")
-        if spec.tiny:
+        if spec.made_locally:
             assert spec.url is None and spec.sha256 is None
         else:
             assert re.fullmatch(r"[0-9a-f]{64}", spec.sha256), name
@@ -85,6 +86,28 @@ def test_registry_entries_are_consistent():
     assert clip.url.split("/")[-2] == clip.sha256  # OpenAI URLs embed the file's sha256, as open_clip relies on
     assert [WEIGHTS[n].size for n in ("sam_vit_h", "sam_vit_l", "sam_vit_b")] == [2564550879, 1249524607, 375042383]
     assert [WEIGHTS[n].arch for n in ("sam_vit_h", "sam_vit_l", "sam_vit_b")] == ["vit_h", "vit_l", "vit_b"]
+    # the full-size random models: the real architectures, made locally, checked like real checkpoints
+    for name, kind, arch in (("random_clip_vit_b16", "clip", "ViT-B-16-quickgelu"), ("random_sam_vit_h", "sam", "vit_h")):
+        spec = WEIGHTS[name]
+        assert (spec.kind, spec.arch, spec.made_locally, spec.tiny) == (kind, arch, True, False)
+    assert weights.random_model_names() == ["random_clip_vit_b16", "random_sam_vit_h"]
+    assert [n for n in WEIGHTS if WEIGHTS[n].tiny] == ["tiny_clip", "tiny_sam"]
+
+
+def test_is_test_model_is_made_locally():
+    assert [n for n in sorted(WEIGHTS) if weights.is_test_model(n)] == [
+        "random_clip_vit_b16", "random_sam_vit_h", "tiny_clip", "tiny_sam"]
+    assert not weights.is_test_model("sam_vit_h") and not weights.is_test_model("no_such_model")
+
+
+def test_spec_refuses_inconsistent_kinds():
+    base = WEIGHTS["random_sam_vit_h"]
+    with pytest.raises(ValueError, match="no registry digest"):
+        dataclasses.replace(base, sha256="0" * 64)
+    with pytest.raises(ValueError, match="tiny models are made locally"):
+        dataclasses.replace(WEIGHTS["sam_vit_b"], tiny=True)
+    with pytest.raises(ValueError, match="must declare a sha256"):
+        dataclasses.replace(WEIGHTS["sam_vit_b"], sha256=None)
 
 
 def test_specs_are_frozen():
@@ -100,7 +123,7 @@ def test_get_weight_unknown_lists_known_names():
 
 def test_list_weights_filters_by_kind():
     assert list_weights() == sorted(WEIGHTS)
-    assert list_weights("clip") == ["clip_vit_b16_openai", "tiny_clip"]
+    assert list_weights("clip") == ["clip_vit_b16_openai", "random_clip_vit_b16", "tiny_clip"]
     assert "clip_vit_b16_openai" not in list_weights("sam")
 
 
@@ -108,6 +131,8 @@ def test_weight_identity_is_declared_digest_or_tiny_version():
     assert weight_identity("sam_vit_h") == "a7bf3b02f3ebf1267aba913ff637d9a2d5c33d3173bb679e46d9f338c26f262e"
     assert weight_identity("clip_vit_b16_openai") == WEIGHTS["clip_vit_b16_openai"].sha256
     assert weight_identity("tiny_sam") == weight_identity("tiny_clip") == f"tiny-v{TINY_VERSION}"
+    assert weight_identity("random_sam_vit_h") == f"random-v{weights.RANDOM_VERSION}-random_sam_vit_h"
+    assert weight_identity("random_clip_vit_b16") == f"random-v{weights.RANDOM_VERSION}-random_clip_vit_b16"
 
 
 def test_weight_identity_never_reads_files(root, fake_sam_b, monkeypatch):
@@ -157,6 +182,16 @@ def test_require_local_missing_tiny_mentions_make_tiny(root):
         require_local("tiny_sam")
     assert str(root / "tiny_sam.pth") in str(info.value)
     assert "http" not in str(info.value)  # never a download
+
+
+def test_require_local_missing_random_names_make_random(root, tmp_path):
+    with pytest.raises(MissingWeightsError) as info:
+        require_local("random_sam_vit_h")
+    msg = str(info.value)
+    assert str(root / "random_sam_vit_h.pth") in msg and "`fmwsss weights make-random random_sam_vit_h`" in msg
+    assert "http" not in msg
+    with pytest.raises(MissingWeightsError, match=f"make-random random_clip_vit_b16 --dir {tmp_path / 'x'}"):
+        require_local("random_clip_vit_b16", tmp_path / "x")
 
 
 def test_require_local_tiny_present_is_not_hashed(root, monkeypatch):
@@ -247,7 +282,7 @@ def test_every_flag_has_help():
     parser = argparse.ArgumentParser(prog="fmwsss")
     weights_parser = cli.register(parser.add_subparsers())
     subs = next(a for a in weights_parser._actions if isinstance(a, argparse._SubParsersAction))
-    assert set(subs.choices) == {"list", "fetch", "verify", "make-tiny"}
+    assert set(subs.choices) == {"list", "fetch", "verify", "make-tiny", "make-random"}
     for name, sub in subs.choices.items():
         for action in sub._actions:
             if not isinstance(action, argparse._HelpAction):
@@ -269,7 +304,7 @@ def test_cli_list_says_present_only_for_verified_files(root, fake_sam_b, capsys)
     assert rows["tiny_sam"].endswith("unverified")
     assert "unknown" in rows["clip_vit_b16_openai"] and "?" not in out  # the registry declares no CLIP size
     require_local("sam_vit_b")
-    weights.record_tiny(root / "tiny_sam.pth")
+    weights.record_creation(root / "tiny_sam.pth")
     assert _run(["weights", "verify", "clip_vit_b16_openai"]) == 1  # random bytes: refused, nothing recorded
     assert _run(["weights", "list"]) == 0
     rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}

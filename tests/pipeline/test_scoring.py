@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from fmwsss.data.palette import palette_for, save_label_png
-from fmwsss.pipeline.scoring import score_seeds
+from fmwsss.pipeline.scoring import score_seeds, stage_test_models
+from fmwsss.pipeline.stages import weight_roles
 
 
 @dataclass
@@ -58,3 +59,22 @@ def test_no_ground_truth_gives_a_metrics_saying_so_and_no_scores_file(tmp_path):
     assert metrics == {"stage": "seeds_coarse", "split": "tiny: all ids (0 images with ground truth)",
                        "ground_truth": False}
     assert list(out.iterdir()) == []
+
+
+def test_weight_roles_follow_the_stage_graph():
+    assert weight_roles("sam_masks") == ("sam",)
+    assert weight_roles("cams_coarse_dump") == ("clip",)  # prompts_cls_train and the CAMs: CLIP only
+    assert weight_roles("seeds_coarse") == ("clip", "sam")
+    assert weight_roles("deeplab_eval") == ("clip", "sam")
+
+
+def test_metrics_name_the_test_models_behind_each_stage():
+    """The ``test_models`` field of metrics.json: the random-weight models upstream of the scored stage."""
+    mixed = {"models": {"clip": "random_clip_vit_b16", "sam": "sam_vit_h"}}
+    assert stage_test_models(mixed, "cams_coarse_dump") == ["random_clip_vit_b16"]
+    assert stage_test_models(mixed, "seeds_fine") == ["random_clip_vit_b16"]
+    assert stage_test_models({"models": {"clip": "clip_vit_b16_openai", "sam": "random_sam_vit_h"}},
+                              "cams_coarse_dump") == []  # the coarse CAMs never see SAM
+    assert stage_test_models({"models": {"clip": "tiny_clip", "sam": "tiny_sam"}}, "deeplab_eval") == [
+        "tiny_clip", "tiny_sam"]
+    assert stage_test_models({"models": {"clip": "clip_vit_b16_openai", "sam": "sam_vit_h"}}, "deeplab_eval") == []

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from fmwsss.report.collect import RunView
-from fmwsss.report.html import dataset_label, iou_section, segmenter_note
+from fmwsss.report.html import banner, dataset_label, iou_section, segmenter_note
 
 
 def test_dataset_label_says_each_name_once():
@@ -41,3 +41,16 @@ def test_segmenter_note_only_when_it_predicts_nearly_all_background():
     coloured = {"split": "demo: val", "confusion": [[50, 10], [20, 20]]}  # 70 %: no note
     assert segmenter_note(_run(tiny=True), {"segmenter": coloured}) == ""
     assert segmenter_note(_run(tiny=True), {}) == ""
+
+
+def test_banner_marks_every_random_weight_test_model():
+    tiny = banner(_run(tiny=True))
+    assert "random-weight TEST models (tiny_clip, tiny_sam)" in tiny and "real architectures" not in tiny
+    full = banner(RunView("r", Path("results/r"), None,
+                          {"models": {"clip": "random_clip_vit_b16", "sam": "random_sam_vit_h"}}, {}, {}))
+    assert "random-weight TEST models (random_clip_vit_b16, random_sam_vit_h)" in full
+    assert "random_clip_vit_b16, random_sam_vit_h: the real architectures, so their times and memory" in full
+    mixed = banner(RunView("r", Path("results/r"), None, {"models": {"clip": "tiny_clip", "sam": "random_sam_vit_h"}},
+                           {}, {}))
+    assert "(random_sam_vit_h, tiny_clip)" in mixed and " random_sam_vit_h: the real architectures" in mixed
+    assert banner(_run(tiny=False)) == ""

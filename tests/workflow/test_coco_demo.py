@@ -81,4 +81,4 @@ def test_make_demo_coco_report_builds_on_a_run_to_the_seeds(demo_run, tmp_path):
         assert main(["report", "coco_demo"]) == 0
     assert out.getvalue().count("results/coco_demo/report/index.html") == 1, out.getvalue()
     html = (wd.path / "results/coco_demo/report/index.html").read_text()
-    assert 'id="tiny-banner"' in html and "tiny_clip" in html
+    assert 'id="test-models-banner"' in html and "tiny_clip" in html

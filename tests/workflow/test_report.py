@@ -123,7 +123,7 @@ def test_report_pages_in_headless_chromium(report_run, browser):
     report = wd.path / "results/demo/report"
     index = _check_page(browser, (report / "index.html").as_uri())
     assert index["n"] > 0
-    assert browser.run("return document.getElementById('tiny-banner') !== null")
+    assert browser.run("return document.getElementById('test-models-banner') !== null")
     stages = browser.run("return [...document.querySelectorAll('#variants-table tr[data-stage]')]"
                          ".map(r => r.dataset.stage)")
     assert stages.count("seeds_fine") == 2 and stages.count("sam_masks") == 1

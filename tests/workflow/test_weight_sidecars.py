@@ -1,6 +1,7 @@
 """Issue 15, point 1, in the workflow: every GPU job declares its weights' verification sidecar; touching a
 weight file and re-verifying it reruns nothing; random bytes placed by hand at the CLIP path stop the verify
-rule with the file, the expected and found sha256 and the fetch command."""
+rule with the file, the expected and found sha256 and the fetch command. Issue 21: a config naming the
+full-size random models gets them made (one job per file) and verified before its GPU jobs."""
 from __future__ import annotations
 
 import hashlib
@@ -14,7 +15,7 @@ import pytest
 from fmwsss.models.weights import WEIGHTS
 from fmwsss.pipeline.stages import STAGES
 
-from .conftest import BIN, ROOT, Workdir
+from .conftest import BIN, ROOT, Workdir, make_workdir
 from tests.processes import run
 
 pytestmark = pytest.mark.e2e
@@ -64,3 +65,27 @@ def test_random_bytes_at_the_clip_path_stop_the_verify_rule(tmp_path):
     assert f"expected sha256 {spec.sha256}" in out and f"found    sha256 {hashlib.sha256(path.read_bytes()).hexdigest()}" in out
     assert f"fmwsss weights fetch {spec.name}" in out and "weights_only" not in out
     assert not path.with_name("ViT-B-16.pt.sha256").exists()
+
+
+def _jobs(dry_run: str) -> dict[str, int]:
+    """Rule -> job count from the ``Job stats`` table of a dry run's output."""
+    table = dry_run.split("Job stats:", 1)[1].split("\n\n", 1)[0].splitlines()[3:]
+    return {rule: int(count) for rule, count in (line.split() for line in table) if rule != "total"}
+
+
+def test_random_models_are_made_one_job_per_file_and_verified_first(tmp_path):
+    wd = make_workdir(tmp_path / "wd")
+    tiny = "    models: {clip: tiny_clip, sam: tiny_sam}\n    data: {shard_size: 24}\n"
+    assert wd.config_text().count(tiny) == 1  # the demo preset
+    wd.write_config(wd.config_text().replace(
+        tiny, tiny.replace("tiny_clip, sam: tiny_sam", "random_clip_vit_b16, sam: random_sam_vit_h")))
+    proc = wd.snakemake("-n", "--cores", "1", "results/demo/sam_masks", "results/demo/cams_coarse")
+    out = proc.stdout + proc.stderr
+    jobs = _jobs(out)
+    assert (jobs["weights_random"], jobs["weights_verify"]) == (2, 2) and "weights_tiny" not in jobs, jobs
+    assert "weights_fetch" not in jobs  # never downloaded
+    for spec in (WEIGHTS["random_sam_vit_h"], WEIGHTS["random_clip_vit_b16"]):
+        path = f"resources/weights/{spec.filename}"
+        assert f"output: {path}\n" in out and f"output: {path}.sha256 (update)" in out
+    sam_job = out.split("rule sam_masks:", 1)[1].split("\nrule ", 1)[0]
+    assert "input: resources/weights/random_sam_vit_h.pth, resources/weights/random_sam_vit_h.pth.sha256" in sam_job

@@ -268,6 +268,9 @@ def test_seed_outputs_are_palette_pngs_with_metrics(demo_run):
     assert multi >= len(pngs) / 2, multi  # at least half of the seed maps hold >= 2 labels
     metrics = yaml.safe_load((seeds / "metrics.json").read_text())
     assert metrics["ground_truth"] and "demo: all (24 images" in metrics["split"] and 0 < metrics["miou"] < 1
+    assert metrics["test_models"] == ["tiny_clip", "tiny_sam"]  # numbers copied out say what made them
+    assert yaml.safe_load((demo_run.path / "results/demo/cams_coarse/metrics.json").read_text())["test_models"] == [
+        "tiny_clip"]  # the coarse CAMs never see SAM
     for alias in ("sam_masks", "cams_coarse", "seeds_coarse", "cams_fine", "seeds"):
         assert (demo_run.path / "results/demo" / alias).is_symlink(), alias
     store = demo_run.path / "results/demo/store"
@@ -350,5 +353,6 @@ def test_deeplab_outputs(demo_run):
     out = demo_run.path / "results/demo/deeplab"
     metrics = yaml.safe_load((out / "metrics.json").read_text())
     assert metrics["num_images"] == 8 and set(metrics["miou"]) == {"single_scale", "ms_flip"}
+    assert metrics["test_models"] == ["tiny_clip", "tiny_sam"]
     assert os.readlink(out / "model.pt").startswith("../../deeplab_train/") and (out / "model.pt").is_file()
     assert len(list((out / "ms_flip").glob("*.png"))) == 8

@@ -4,6 +4,8 @@
 # models, by weights_tiny at creation, and refuses at start a file whose size or mtime moved since.
 # Both are ancient() inputs of the GPU rules: the stage key already pins the expected digest, so touching a
 # weight file or re-verifying it (which rewrites the sidecar) reruns nothing.
+# Full-size random test models (random_*) are made by weights_random, one job per file (the 2.4 GiB SAM and
+# the CLIP independent), and verified like real checkpoints: their creation record is the expected digest.
 
 
 rule weights_fetch:
@@ -13,7 +15,7 @@ rule weights_fetch:
     log:
         f"{WEIGHTS_DIR}/logs/{{filename}}.log",
     wildcard_constraints:
-        filename="|".join(w.filename.replace(".", r"\.") for w in WEIGHTS.values() if not w.tiny),
+        filename="|".join(w.filename.replace(".", r"\.") for w in WEIGHTS.values() if not w.made_locally),
     params:
         name=lambda w: WEIGHT_BY_FILE[w.filename],
     retries: 2
@@ -21,12 +23,14 @@ rule weights_fetch:
         fetch_weights_job(params.name, output[0], log[0])
 
 
+# update(): Snakemake must not delete the sidecar before the job, since for a random model the one its
+# creation wrote is the reference the file is checked against (a real checkpoint's is the registry's).
 rule weights_verify:
     localrule: True
     input:
         ancient(f"{WEIGHTS_DIR}/{{filename}}"),
     output:
-        f"{WEIGHTS_DIR}/{{filename}}{SIDECAR_SUFFIX}",
+        update(f"{WEIGHTS_DIR}/{{filename}}{SIDECAR_SUFFIX}"),
     log:
         f"{WEIGHTS_DIR}/logs/{{filename}}.verify.log",
     wildcard_constraints:
@@ -48,3 +52,20 @@ rule weights_tiny:
         seed=0,
     run:
         make_tiny_job(output.clip, output.sam, params.seed, log[0])
+
+
+# The file only: Snakemake touches it after the job, so the sidecar its creation wrote no longer describes
+# it; weights_verify (the sidecar's rule) re-hashes it once against that record.
+rule weights_random:
+    localrule: True
+    output:
+        f"{WEIGHTS_DIR}/{{filename}}",
+    log:
+        f"{WEIGHTS_DIR}/logs/{{filename}}.random.log",
+    wildcard_constraints:
+        filename="|".join(WEIGHTS[n].filename.replace(".", r"\.") for n in random_model_names()),
+    params:
+        name=lambda w: WEIGHT_BY_FILE[w.filename],
+        seed=RANDOM_SEED,
+    run:
+        make_random_job(params.name, output[0], params.seed, log[0])
