@@ -85,11 +85,12 @@ def test_status_of_every_dataset_announces_each_index_before_reading_it(tmp_path
     code, out, err = _status_streams(wd)
     assert code == 0, out
     announced = [line for line in err.splitlines() if line.startswith("fmwsss status: ")]
-    assert [line.split(":")[1].strip() for line in announced] == ["demo", "demo_pretrained", "coco_demo"], err
+    assert [line.split(":")[1].strip() for line in announced] == ["demo", "demo_pretrained", "coco_demo", "rehearsal", "rehearsal_smoke"], err
     assert "reading results/demo/index.sqlite (built or refreshed first" in announced[0]
     # the announcement comes before the index build it announces
     assert err.index(announced[0]) < err.index("fmwsss index: demo: opening the dataset"), err
     assert "voc: unavailable: datasets.voc.root is not set" in out  # skipped with its reason, nothing read
+    assert "coco: unavailable: datasets.coco.root is not set" in out
 
 
 def test_status_marks_deeplab_optional_only_without_a_val_split(tmp_path, voc_sample, coco_sample):
