@@ -71,14 +71,14 @@ demo-pretrained: data  ## the same with the real CLIP ViT-B/16 and SAM ViT-H wei
 	@echo "== seeds: results/demo_pretrained/seeds/, metrics: results/demo_pretrained/seeds/metrics.json"
 
 # The full-size rehearsal (config.yaml `rehearsal`): full-size random-weight test models, the voc preset with
-# iteration counts cut to 1/200, then what VOC and COCO would cost on this machine. SMOKE=1 runs the same chain
-# with the tiny models (rehearsal_smoke). SNAKEMAKE / FMWSSS let a machine without the venv (the GPU suite)
+# iteration counts cut to 1/200, then what VOC and COCO would cost on this machine. SMOKE=1 rehearses the demo
+# instead (tiny models, shrunk settings: the test suite runs it). SNAKEMAKE / FMWSSS let a machine without the venv (the GPU suite)
 # run it with its own python: make rehearsal SNAKEMAKE="python3 -m snakemake" FMWSSS="python3 -m fmwsss".
-REHEARSAL ?= $(if $(filter 1,$(SMOKE)),rehearsal_smoke,rehearsal)
+REHEARSAL ?= $(if $(filter 1,$(SMOKE)),demo,rehearsal)
 SNAKEMAKE ?= $(BIN)/snakemake
 FMWSSS ?= $(BIN)/fmwsss
 
-rehearsal:  ## full-size RANDOM-WEIGHT models through the voc settings at 1/200 of the iterations, then `fmwsss cost voc|coco` (<= 5 min on one H100; SMOKE=1: tiny models)
+rehearsal:  ## full-size RANDOM-WEIGHT models through the voc settings at 1/200 of the iterations, then `fmwsss cost voc|coco` (<= 5 min on one H100; SMOKE=1: the demo's tiny models)
 	@echo "== make rehearsal ($(REHEARSAL)): random-weight TEST models: it measures cost and memory, not quality"
 	test -f data/voc_sample/labels.json || $(FMWSSS) data voc-sample --source $(VOC_SAMPLE_SOURCE) --dest data/voc_sample
 	$(SNAKEMAKE) --cores $(CORES) results/$(REHEARSAL)/deeplab
