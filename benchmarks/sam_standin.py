@@ -8,8 +8,10 @@ mask grid (4 x 4 pixels of the 1024 input frame) within radius ``r_l`` of the po
 within ``tolerance_l`` of the point's cell. Logits fall linearly to the nearer of the two limits
 (``gain``), so a blob cut by a smooth colour gradient or by its radius has a low stability score, and the
 predicted IoU falls with the mean of that ratio inside the blob (homogeneous compact blobs score high), plus
-a deterministic jitter below 1e-3 (so NMS meets no ties). On the VOC sample images at the paper's settings
-(32 x 32 points, one crop layer, IoU 0.86, stability 0.92) about 6,000 candidates a image leave 50-150 masks.
+a deterministic jitter below 1e-3 (so NMS meets no ties). On the first three VOC sample images at the
+``voc`` preset's settings without level offsets and RSW (32 x 32 points and one crop layer: 6,144 candidates
+an image; IoU 0.86, stability 0.92), 900-1,900 candidates pass the filters and stock and fast both keep 71, 90
+and 113 masks, every one matched (measured on a CPU with the small encoder; the full method keeps 13, 30, 58).
 
 Each blob depends only on its own point and the image: one pass of elementwise work per decoder call (no
 flood fill), so the stock generator's 64 points per call and the fast generator's larger batches give the

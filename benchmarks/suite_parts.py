@@ -90,8 +90,12 @@ def run_command(cmd: Sequence[str], cwd: Path | None = None) -> int:
     """Run ``cmd`` in a process group of its own, printing its output (stderr merged) line by line; if the
     part's deadline interrupts it, the whole group is terminated (Snakemake takes its jobs along)."""
     print("$ " + " ".join(cmd))
-    proc = subprocess.Popen(list(cmd), cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            errors="replace", stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        proc = subprocess.Popen(list(cmd), cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                errors="replace", stdin=subprocess.DEVNULL, start_new_session=True)
+    except FileNotFoundError as error:  # no such program on this machine (make, say)
+        print(f"cannot run {cmd[0]}: {error}")
+        return 127
     try:
         for line in proc.stdout:
             print(line, end="")
