@@ -116,7 +116,8 @@ GPU_IMAGE_HAS ?= attrs certifi charset-normalizer idna jinja2 markupsafe packagi
 	typing-extensions urllib3 wrapt
 GPU_WHEEL_SKIP ?= pulp
 GPU_CLOSURE ?= build/gpu-closure
-GPU_CHECK_PYTHON ?= python3.12
+# A pyenv 3.12 where there is one (a pyenv shim fails unless that version is selected), else python3.12.
+GPU_CHECK_PYTHON ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python3.12) python3.12)
 GPU_PIP_TARGET := --only-binary=:all: --python-version $(GPU_PYTHON_VERSION) --implementation cp \
 	--platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_24_x86_64 \
 	--platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 --platform manylinux1_x86_64

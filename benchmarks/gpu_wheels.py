@@ -78,11 +78,15 @@ def ship(closure: Path, dest: Path, leave_out: set[str]) -> list[Path]:
 
 def check(python: str, wheels: list[Path], skipped: set[str]) -> list[str]:
     """Problems of ``wheels`` as the only packages of ``python`` (empty: the closure is whole)."""
-    version = subprocess.run([python, "-c", "import sys; print(sys.version_info[:2] == (3, 12))"],
-                             capture_output=True, text=True)
-    if version.stdout.strip() != "True":
-        return [f"--check-python {python} is not a runnable python 3.12 ({version.stderr.strip()[-200:]}); name "
-                f"one (make gpu-wheels GPU_CHECK_PYTHON=...) or leave it empty to skip the check"]
+    try:
+        version = subprocess.run([python, "-c", "import sys; print(sys.version_info[:2] == (3, 12))"],
+                                 capture_output=True, text=True)
+        found = version.stdout.strip() == "True", version.stderr.strip()[-200:]
+    except OSError as error:
+        found = False, str(error)
+    if not found[0]:
+        return [f"--check-python {python} is not a runnable python 3.12 ({found[1]}); name one (make gpu-wheels "
+                f"GPU_CHECK_PYTHON=...) or leave it empty to skip the check"]
     problems = []
     with tempfile.TemporaryDirectory() as tmp:
         target = Path(tmp) / "site"
