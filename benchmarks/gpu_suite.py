@@ -14,7 +14,7 @@ Rows, measured in this process and printed as soon as they are measured:
 - DeepLabV3-ResNet101 training iterations/s at 512 x 512, batch 16, AMP (bf16 where supported).
 - The multi-GPU slot check, where more than one GPU is visible.
 - SAM post-processing at a real load (``sam load``): the ``vit_h``-shaped stand-in of
-  ``benchmarks/sam_standin.py``, whose masks are colour blobs of the image, so thousands of candidates a
+  ``benchmarks/sam_standin.py``, whose masks are colour blobs of the image, so thousands of candidates an
   image reach the filters and 50-150 masks survive, as with real weights. Stock vs fast at the ``voc``
   preset's settings without level offsets and RSW on VOC sample images: both mask counts per image, which
   must be equal (and within 50-150 at full size), then the fast generator at the full method settings.
@@ -58,7 +58,7 @@ ROOT = Path(__file__).resolve().parents[1]
 VOC_SAMPLE = ROOT / "samples" / "voc_sample"
 #: Each part's time limit on one H100 (seconds): about twice what it should take (an estimate: no GPU was lent
 #: while the workflow parts were written), the rehearsal as the Makefile sizes it. The suite's budget
-#: (gpu_suite.sh: GPU_SUITE_TIMEOUT, 450 s) caps them all together.
+#: (--budget; gpu_suite.sh's GPU_SUITE_TIMEOUT, 450 s) caps them all together.
 LIMITS = {"sam": 120, "gradcam": 45, "deeplab": 60, "multi-gpu slots": 30, "sam load": 120, "workflow data": 60,
           "demo run": 180, "seed check": 30, "rehearsal": 300, "cost voc": 45, "cost coco": 45}
 #: Every part's limit under --smoke, on a shared CPU: only a guard against a hang.
@@ -404,7 +404,8 @@ def main() -> int:
     parser.add_argument("--smoke", action="store_true", help="tiny sizes on any device (CPU included)")
     parser.add_argument("--state", type=Path, default=ROOT / "benchmarks" / ".gpu-suite",
                         help="where finished parts keep their output (a subfolder per mode)")
-    parser.add_argument("--budget", type=float, default=450.0, help="seconds for all parts together")
+    parser.add_argument("--budget", type=float, required=True,
+                        help="seconds for all parts together (gpu_suite.sh: GPU_SUITE_TIMEOUT)")
     parser.add_argument("--workdir", type=Path, default=ROOT, help="the workflow parts' working folder")
     parser.add_argument("--demo-results", type=Path, help="a finished results/demo to check (no demo run)")
     parser.add_argument("--cores", type=int, default=os.cpu_count(), help="Snakemake --cores")
