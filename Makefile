@@ -110,24 +110,45 @@ test-slurm: $(BIN)/fmwsss  ## the tiny workflow on a real one-node SLURM cluster
 lint: $(BIN)/fmwsss  ## snakemake --lint
 	$(BIN)/snakemake --lint
 
-# The GPU suite's wheels (benchmarks/gpu_suite.sh): only what a CUDA PyTorch machine lacks. The default set is
-# what the project's H200 image lacks (it has numpy, h5py, opencv, pillow, pyyaml, regex, timm, torchvision):
-# 4 pure-Python or abi3 wheels, ~2.4 MB. Add others for a barer machine, e.g.
+# The GPU suite's wheels (benchmarks/gpu_suite.sh): only what a CUDA PyTorch machine lacks, for its python
+# (cp312, manylinux x86_64). GPU_WHEEL_PKGS: the project's own dependencies the GPU image lacks (it has numpy,
+# h5py, opencv, pillow, pyyaml, regex, timm, torchvision): 4 pure-Python or abi3 wheels, ~2.4 MB. Add others
+# for a barer machine, e.g.
 #   make gpu-wheels GPU_WHEEL_EXTRA="numpy==2.4.6 h5py==3.16.0 opencv-python-headless==5.0.0.93"
+# Snakemake (the machine has no venv): this venv's version (within pyproject.toml's range) with its whole
+# dependency closure, resolved for that python in $(GPU_CLOSURE), minus GPU_IMAGE_HAS (the closure's
+# distributions the image has, from the device machine's package list read 2026-11-17) and GPU_WHEEL_SKIP (pulp:
+# 16 MB of bundled LP solvers; without it Snakemake warns and schedules greedily, as it does when no solver
+# works): ~40 wheels, ~10 MB. GPU_SDIST_ONLY: pure-Python dependencies published only as source, built into
+# wheels here first. GPU_CHECK_PYTHON, a torch-less python 3.12 (empty: no check), checks the closure
+# (benchmarks/gpu_wheels.py): it installs, every requirement is met, `python -S -m snakemake` runs a workflow.
 GPU_WHEELS ?= benchmarks/wheels
 GPU_PYTHON_VERSION ?= 3.12
 GPU_WHEEL_PKGS ?= segment-anything==1.0 open_clip_torch==3.3.0 ftfy==6.3.1 wcwidth==0.9.4
 GPU_WHEEL_EXTRA ?=
+GPU_SNAKEMAKE = snakemake==$(shell $(BIN)/python -c 'import importlib.metadata as m; print(m.version("snakemake"))')
+GPU_SDIST_ONLY ?= connection_pool==0.0.3
+GPU_IMAGE_HAS ?= attrs certifi charset-normalizer idna jinja2 markupsafe packaging psutil pyyaml requests tabulate \
+	typing-extensions urllib3 wrapt
+GPU_WHEEL_SKIP ?= pulp
+GPU_CLOSURE ?= build/gpu-closure
+# A pyenv 3.12 where there is one (a pyenv shim fails unless that version is selected), else python3.12.
+GPU_CHECK_PYTHON ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python3.12) python3.12)
+GPU_PIP_TARGET := --only-binary=:all: --python-version $(GPU_PYTHON_VERSION) --implementation cp \
+	--platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_24_x86_64 \
+	--platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 --platform manylinux1_x86_64
 
-gpu-wheels: $(BIN)/fmwsss  ## download the GPU suite's missing dependencies as wheels into benchmarks/wheels/ (git-ignored)
-	$(BIN)/python -m pip download --no-deps --only-binary=:all: --python-version $(GPU_PYTHON_VERSION) \
-		--implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 \
-		--platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 --platform manylinux1_x86_64 \
-		-d $(GPU_WHEELS) $(GPU_WHEEL_PKGS) $(GPU_WHEEL_EXTRA)
+gpu-wheels: $(BIN)/fmwsss  ## download the GPU suite's missing dependencies (Snakemake's closure too) into benchmarks/wheels/ (git-ignored)
+	$(BIN)/python -m pip download --no-deps $(GPU_PIP_TARGET) -d $(GPU_WHEELS) $(GPU_WHEEL_PKGS) $(GPU_WHEEL_EXTRA)
+	rm -rf $(GPU_CLOSURE)
+	$(BIN)/python -m pip wheel -q --no-deps -w $(GPU_CLOSURE) $(GPU_SDIST_ONLY)
+	$(BIN)/python -m pip download -q $(GPU_PIP_TARGET) --find-links $(GPU_CLOSURE) -d $(GPU_CLOSURE) $(GPU_SNAKEMAKE)
+	$(BIN)/python benchmarks/gpu_wheels.py --closure $(GPU_CLOSURE) --dest $(GPU_WHEELS) \
+		--image-has "$(GPU_IMAGE_HAS)" --skip "$(GPU_WHEEL_SKIP)" --check-python "$(GPU_CHECK_PYTHON)"
 
 # The GPU machine's own python (the one holding its CUDA torch); SMOKE=1 runs the rows at tiny sizes anywhere.
 GPU_PYTHON ?= python3
 SMOKE ?= 0
 
-gpu-suite:  ## the one-shot GPU suite (<= 5 min on one GPU); SMOKE=1 GPU_PYTHON=.venv/bin/python for tiny sizes here
+gpu-suite:  ## the one-shot GPU suite (<= 8 min on one GPU); SMOKE=1 GPU_PYTHON=.venv/bin/python for tiny sizes here
 	PYTHON=$(GPU_PYTHON) SMOKE=$(SMOKE) benchmarks/gpu_suite.sh

@@ -35,7 +35,7 @@ from fmwsss.models.sam import load_sam
 from fmwsss.models.tiny_sam import create_tiny_sam
 from fmwsss.pipeline.config import Config
 from fmwsss.sam.build import SamSpeed, build_generator
-from fmwsss.sam.compare import compare_masks
+from fmwsss.sam.compare import compare_masks, from_stock_records
 from fmwsss.sam.generator import RESULT_SETTINGS
 from fmwsss.sam.shards import SamShardWriter
 from fmwsss.sam.types import ImageMasks
@@ -45,19 +45,6 @@ DEFAULT_DATA = Path(os.environ.get("FMWSSS_SHARED_DATA") or ROOT / "samples")
 STOCK_KNOBS = ("points_per_side", "pred_iou_thresh", "stability_score_thresh", "stability_score_offset",
                "box_nms_thresh", "crop_n_layers", "crop_nms_thresh", "crop_overlap_ratio",
                "crop_n_points_downscale_factor", "min_mask_region_area")
-
-
-def stock_as_image_masks(records: list[dict], height: int, width: int) -> ImageMasks:
-    if not records:
-        return ImageMasks.empty(height, width)
-    return ImageMasks(
-        masks=np.stack([r["segmentation"] for r in records]),
-        level=np.zeros(len(records)),  # the stock generator does not report levels
-        predicted_iou=[r["predicted_iou"] for r in records],
-        stability=[r["stability_score"] for r in records],
-        bbox=[r["bbox"] for r in records],
-        area=[r["area"] for r in records],
-    )
 
 
 def _shrunk(image: Image.Image, side: int | None) -> Image.Image:
@@ -143,7 +130,7 @@ def main() -> None:
         stock_out, t_stock = timed("stock SamAutomaticMaskGenerator", lambda im: stock.generate(im), images)
         fast_out, t_fast_stock = timed("fmwsss fast", fast_stock.generate, images)
         print(f"ratio fast / stock: {t_stock / t_fast_stock:.2f}x")
-        stock_masks = [stock_as_image_masks(r, *im.shape[:2]) for r, im in zip(stock_out, images)]
+        stock_masks = [from_stock_records(r, *im.shape[:2]) for r, im in zip(stock_out, images)]
         print("agreement:", agreement(stock_masks, [m for m in fast_out], levels=False))
 
         print("-- method settings (level offsets, clean-up, RSW)")

@@ -31,6 +31,21 @@ class MaskComparison:
         return self.same_count and bool(np.all((self.matched_iou >= min_iou) & self.same_level))
 
 
+def from_stock_records(records: list[dict], height: int, width: int) -> ImageMasks:
+    """segment-anything's ``SamAutomaticMaskGenerator`` output (``output_mode="binary_mask"``) as
+    :class:`ImageMasks`, to compare with: every level 0 (the stock generator does not report levels)."""
+    if not records:
+        return ImageMasks.empty(height, width)
+    return ImageMasks(
+        masks=np.stack([r["segmentation"] for r in records]).reshape(len(records), height, width),
+        level=np.zeros(len(records)),
+        predicted_iou=[r["predicted_iou"] for r in records],
+        stability=[r["stability_score"] for r in records],
+        bbox=[r["bbox"] for r in records],
+        area=[r["area"] for r in records],
+    )
+
+
 def _identical(a: ImageMasks, b: ImageMasks) -> bool:
     return len(a) == len(b) and all(
         np.array_equal(getattr(a, name), getattr(b, name))

@@ -117,24 +117,56 @@ GPU_SUITE_ROWS = [
     r"^gradcam batched +[\d.]+ images/s +x[\d.]+ vs one backward per class",
     r"^deeplab train +[\d.]+ it/s",
     r"^multi-gpu slots +\S",
-    r"^== done: 4/4 row groups ran without error$",
+    r"^sam load stock fp32 +[\d.]+ images/s +masks per image \[\d+\]$",
+    r"^sam load fast fp32 +[\d.]+ images/s +masks per image \[\d+\] +x[\d.]+ vs stock +1/1 images with every mask "
+    r"matched",
+    r"^sam load fast method +[\d.]+ images/s +masks per image \[\d+\] +\(level offsets",
+    r"^coarse seeds: 24/24 match$",
+    r"^fine seeds: 24/24 match$",
 ]
+#: Every part of the suite, in its order; the smoke checks the shared demo run instead of running one.
+GPU_SUITE_PARTS = ["sam", "gradcam", "deeplab", "multi-gpu slots", "sam load", "workflow data", "demo run",
+                   "seed check", "rehearsal", "cost voc", "cost coco"]
 
 
-def run_gpu_suite(tmp_path: Path, smoke: bool) -> subprocess.CompletedProcess:
-    """The suite as the GPU machine runs it, with this interpreter; no wheel folder, nothing installed."""
+def run_gpu_suite(tmp_path: Path, smoke: bool, demo_results: Path | None = None) -> subprocess.CompletedProcess:
+    """The suite as the GPU machine runs it, with this interpreter; no wheel folder, nothing installed; its
+    working folder and state under ``tmp_path``."""
     env = {**os.environ, "PYTHON": sys.executable, "SMOKE": "1" if smoke else "0",
-           "GPU_WHEELS": str(tmp_path / "no-wheels"), "GPU_DEPS_DIR": str(tmp_path / "deps")}
-    return run([str(REPO / "benchmarks" / "gpu_suite.sh")], 600, cwd=tmp_path, env=env)
+           "GPU_WHEELS": str(tmp_path / "no-wheels"), "GPU_DEPS_DIR": str(tmp_path / "deps"),
+           "GPU_SUITE_STATE": str(tmp_path / "state"), "GPU_SUITE_WORKDIR": str(tmp_path / "work"),
+           "GPU_SUITE_CORES": "2"}
+    if demo_results:
+        env["DEMO_RESULTS"] = str(demo_results)
+    return run([str(REPO / "benchmarks" / "gpu_suite.sh")], 900, cwd=tmp_path, env=env)
+
+
+def summary_lines(stdout: str) -> dict[str, str]:
+    """Part name -> status column of the closing summary."""
+    lines = stdout[stdout.rindex("== summary"):].splitlines()[1:-1]
+    return {line[2:22].strip(): line[23:35].strip() for line in lines}
 
 
 @pytest.mark.slow
-def test_gpu_suite_smoke(tmp_path):
-    result = run_gpu_suite(tmp_path, smoke=True)
+def test_gpu_suite_smoke_runs_every_part_then_a_rerun_reprints_them(tmp_path, demo_run):
+    result = run_gpu_suite(tmp_path, smoke=True, demo_results=demo_run.path / "results" / "demo")
     assert result.returncode == 0, f"gpu_suite.sh --smoke exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
     lines = result.stdout.splitlines()
     for row in GPU_SUITE_ROWS:
         assert any(re.search(row, line) for line in lines), f"no row /{row}/ in\n{result.stdout}"
+    expected = {part: "ok" for part in GPU_SUITE_PARTS} | {"demo run": "not run"}
+    assert summary_lines(result.stdout) == expected, result.stdout
+    assert lines[-1] == "== done: 10/11 parts ok, 0 failed or timed out", result.stdout
+
+    again = run_gpu_suite(tmp_path, smoke=True, demo_results=demo_run.path / "results" / "demo")
+    assert again.returncode == 0, f"the rerun exited {again.returncode}:\n{again.stdout}\n{again.stderr}"
+    assert summary_lines(again.stdout) == {part: "ok (saved)" if status == "ok" else status
+                                           for part, status in expected.items()}, again.stdout
+    for part in set(GPU_SUITE_PARTS) - {"demo run"}:
+        assert f"== {part} (saved from an earlier run)" in again.stdout, again.stdout
+    saved = again.stdout.splitlines()
+    for row in GPU_SUITE_ROWS:
+        assert any(re.search(row, line) for line in saved), f"the rerun did not reprint /{row}/:\n{again.stdout}"
 
 
 def test_gpu_suite_without_cuda_says_not_run(tmp_path):
@@ -144,5 +176,7 @@ def test_gpu_suite_without_cuda_says_not_run(tmp_path):
         pytest.skip("a CUDA device is present: the full suite would run")
     result = run_gpu_suite(tmp_path, smoke=False)
     assert result.returncode == 0, result.stderr
-    rows = [line for line in result.stdout.splitlines() if "not run: no CUDA device" in line]
-    assert [r.split()[0] for r in rows] == ["sam", "gradcam", "deeplab", "multi-gpu"], result.stdout
+    skipped = [line[3:].split(": not run")[0] for line in result.stdout.splitlines()
+               if line.endswith(": not run: no CUDA device")]
+    assert skipped == GPU_SUITE_PARTS, result.stdout
+    assert not (tmp_path / "state").exists(), "a part that did not run left saved output"

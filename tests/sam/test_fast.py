@@ -15,10 +15,9 @@ from PIL import Image
 
 from fmwsss.pipeline.config import Config
 from fmwsss.sam.build import SamSpeed, build_generator, check_sam_settings
-from fmwsss.sam.compare import compare_masks
+from fmwsss.sam.compare import compare_masks, from_stock_records
 from fmwsss.sam.fast import FastMaskGenerator
 from fmwsss.sam.generator import RESULT_SETTINGS, LeveledMaskGenerator
-from fmwsss.sam.types import ImageMasks
 from fmwsss.seeding import sams_seed
 
 from .conftest import load_image
@@ -171,16 +170,6 @@ ZERO_EXTRAS = dict(level_iou_offsets=(0.0, 0.0, 0.0), level_nms_offsets=(0.0, 0.
                    level_stability_bias=(0.0, 0.0, 0.0), rsw_thresh=None)
 
 
-def _stock_as_image_masks(records: list[dict], height: int, width: int) -> ImageMasks:
-    """The stock generator's records as ``ImageMasks`` (it reports no level: 0 for all)."""
-    return ImageMasks(
-        masks=np.stack([r["segmentation"] for r in records]).reshape(len(records), height, width),
-        level=np.zeros(len(records)), predicted_iou=[r["predicted_iou"] for r in records],
-        stability=[r["stability_score"] for r in records], bbox=[r["bbox"] for r in records],
-        area=[r["area"] for r in records],
-    )
-
-
 @pytest.mark.parametrize("which, extra", [(0, {}), (1, {"crop_n_layers": 1})], ids=["no-crops", "one-crop-layer"])
 def test_fast_equals_stock_generator_at_zero_offsets(tiny_sam, voc_jpegs, which, extra):
     """segment-anything's own ``SamAutomaticMaskGenerator`` against the fast generator, directly: as many
@@ -194,7 +183,7 @@ def test_fast_equals_stock_generator_at_zero_offsets(tiny_sam, voc_jpegs, which,
     stock = SamAutomaticMaskGenerator(tiny_sam, **knobs).generate(image)
     ours = build_generator(tiny_sam, {**PAPER, **knobs, **ZERO_EXTRAS}).generate(image)
     assert len(stock) >= 10, f"{path.name}: the test SAM must give diverse masks"
-    comparison = compare_masks(_stock_as_image_masks(stock, *image.shape[:2]), ours)
+    comparison = compare_masks(from_stock_records(stock, *image.shape[:2]), ours)
     assert comparison.same_count and bool(np.all(comparison.matched_iou >= 0.99)), (path.name, comparison)
     stock_keys = sorted((*r["bbox"], r["area"], round(float(r["predicted_iou"]), 4)) for r in stock)
     our_keys = sorted((*b, int(a), round(float(s), 4)) for b, a, s in zip(ours.bbox.tolist(), ours.area,
