@@ -15,7 +15,7 @@
 # have is installed with `pip install --no-index --no-deps --target benchmarks/.gpu-deps` and put on
 # PYTHONPATH; fmwsss itself is used from this checkout, as `python -m fmwsss`, and Snakemake as
 # `python -m snakemake`. Knobs: PYTHON (default python3), GPU_WHEELS, GPU_DEPS_DIR, GPU_SUITE_STATE,
-# GPU_SUITE_TIMEOUT (seconds for all parts, default 450; 1200 with --smoke), GPU_SUITE_WORKDIR (the workflow's
+# GPU_SUITE_TIMEOUT (seconds for all parts, default 480; 1200 with --smoke), GPU_SUITE_WORKDIR (the workflow's
 # working folder, default this checkout), GPU_SUITE_CORES (default: all), DEMO_RESULTS (a finished
 # results/demo to check instead of running the demo; the smoke test passes its shared run).
 set -euo pipefail
@@ -25,7 +25,7 @@ WHEELS=${GPU_WHEELS:-benchmarks/wheels}
 DEPS=$(realpath -m "${GPU_DEPS_DIR:-benchmarks/.gpu-deps}")
 FLAGS=(--state "$(realpath -m "${GPU_SUITE_STATE:-benchmarks/.gpu-suite}")"
        --workdir "$(realpath -m "${GPU_SUITE_WORKDIR:-.}")" --cores "${GPU_SUITE_CORES:-$(nproc)}")
-BUDGET=450
+BUDGET=480
 if [[ "${1:-}" == "--smoke" || "${SMOKE:-0}" == "1" ]]; then
     FLAGS+=(--smoke)
     BUDGET=1200

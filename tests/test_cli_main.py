@@ -85,7 +85,7 @@ def test_status_of_every_dataset_announces_each_index_before_reading_it(tmp_path
     code, out, err = _status_streams(wd)
     assert code == 0, out
     announced = [line for line in err.splitlines() if line.startswith("fmwsss status: ")]
-    assert [line.split(":")[1].strip() for line in announced] == ["demo", "demo_pretrained", "coco_demo", "rehearsal", "rehearsal_smoke"], err
+    assert [line.split(":")[1].strip() for line in announced] == ["demo", "demo_pretrained", "coco_demo", "rehearsal"], err
     assert "reading results/demo/index.sqlite (built or refreshed first" in announced[0]
     # the announcement comes before the index build it announces
     assert err.index(announced[0]) < err.index("fmwsss index: demo: opening the dataset"), err

@@ -123,6 +123,13 @@ GPU_SUITE_ROWS = [
     r"^sam load fast method +[\d.]+ images/s +masks per image \[\d+\] +\(level offsets",
     r"^coarse seeds: 24/24 match$",
     r"^fine seeds: 24/24 match$",
+    r"^== make rehearsal \(demo\): random-weight TEST models",
+    r"^voc: 10,582 images, ",
+    r"^coco: 82,081 images, ",
+    r"^WARNING: demo ran with test models",
+    *(rf"^{stage} \*? *[\d.]+ s/(image|iteration) " for stage in (
+        "sam_masks", "prompts_cls_train", "cams_coarse_dump", "seeds_coarse", "prompts_seg_train", "cams_fine_dump",
+        "seeds_fine", "deeplab_train", "deeplab_eval")),
 ]
 #: Every part of the suite, in its order; the smoke checks the shared demo run instead of running one.
 GPU_SUITE_PARTS = ["sam", "gradcam", "deeplab", "multi-gpu slots", "sam load", "workflow data", "demo run",
@@ -131,10 +138,11 @@ GPU_SUITE_PARTS = ["sam", "gradcam", "deeplab", "multi-gpu slots", "sam load", "
 
 def run_gpu_suite(tmp_path: Path, smoke: bool, demo_results: Path | None = None) -> subprocess.CompletedProcess:
     """The suite as the GPU machine runs it, with this interpreter; no wheel folder, nothing installed; its
-    working folder and state under ``tmp_path``."""
+    working folder (the one holding ``demo_results`` when given) and state under ``tmp_path``."""
     env = {**os.environ, "PYTHON": sys.executable, "SMOKE": "1" if smoke else "0",
            "GPU_WHEELS": str(tmp_path / "no-wheels"), "GPU_DEPS_DIR": str(tmp_path / "deps"),
-           "GPU_SUITE_STATE": str(tmp_path / "state"), "GPU_SUITE_WORKDIR": str(tmp_path / "work"),
+           "GPU_SUITE_STATE": str(tmp_path / "state"),
+           "GPU_SUITE_WORKDIR": str(demo_results.parents[1] if demo_results else tmp_path / "work"),
            "GPU_SUITE_CORES": "2"}
     if demo_results:
         env["DEMO_RESULTS"] = str(demo_results)
@@ -149,7 +157,8 @@ def summary_lines(stdout: str) -> dict[str, str]:
 
 @pytest.mark.slow
 def test_gpu_suite_smoke_runs_every_part_then_a_rerun_reprints_them(tmp_path, demo_run):
-    result = run_gpu_suite(tmp_path, smoke=True, demo_results=demo_run.path / "results" / "demo")
+    work = demo_run.copy(tmp_path / "work").path  # the finished demo: make rehearsal SMOKE=1 rehearses it
+    result = run_gpu_suite(tmp_path, smoke=True, demo_results=work / "results" / "demo")
     assert result.returncode == 0, f"gpu_suite.sh --smoke exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
     lines = result.stdout.splitlines()
     for row in GPU_SUITE_ROWS:
@@ -158,7 +167,7 @@ def test_gpu_suite_smoke_runs_every_part_then_a_rerun_reprints_them(tmp_path, de
     assert summary_lines(result.stdout) == expected, result.stdout
     assert lines[-1] == "== done: 10/11 parts ok, 0 failed or timed out", result.stdout
 
-    again = run_gpu_suite(tmp_path, smoke=True, demo_results=demo_run.path / "results" / "demo")
+    again = run_gpu_suite(tmp_path, smoke=True, demo_results=work / "results" / "demo")
     assert again.returncode == 0, f"the rerun exited {again.returncode}:\n{again.stdout}\n{again.stderr}"
     assert summary_lines(again.stdout) == {part: "ok (saved)" if status == "ok" else status
                                            for part, status in expected.items()}, again.stdout
