@@ -258,8 +258,10 @@ SKIPPED: dict[str, str] = {
         "needs the built report: tests/workflow/test_report.py::test_snakemake_report_zip_holds_the_html_report_and_the_metrics",
     "fmwsss seed photo.jpg --tags cat,person -o seed.png --run results/voc --overlay overlay.png":
         "placeholders photo.jpg and results/voc (no VOC run here); tests/test_single_image.py runs the chain",
-    "snakemake --cores all results/rehearsal/deeplab": "a GPU machine's rehearsal run (the `rehearsal` dataset); "
-                                                       "tests/workflow/test_cost.py reads the demo run's records instead",
+    "make rehearsal": "full-size models on a GPU machine (benchmarks/gpu_suite.sh runs it); "
+                      "tests/workflow/test_rehearsal.py checks its plan",
+    "make rehearsal SMOKE=1": "the GPU suite's smoke test (tests/benchmarks/test_bench_smoke.py) runs it on a copy "
+                              "of the shared demo run",
     "fmwsss cost voc --gpus 4": "reads the rehearsal run; tests/workflow/test_cost.py runs `fmwsss cost voc --from demo "
                                 "--gpus 4` on the shared demo run",
     "snakemake --profile workflow/profiles/slurm-mysite -n results/voc/seeds": SLURM,
