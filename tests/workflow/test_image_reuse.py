@@ -59,8 +59,9 @@ def test_new_shard_size_computes_no_image_and_reruns_no_training(demo_run, tmp_p
     before = {p.name: p.read_bytes() for p in sorted(seeds.glob("*.png"))}
     old_seeds = _entry_key(wd, "demo", "seeds")
     text = wd.config_text()
-    assert text.count("data: {shard_size: 24}") == 1  # the demo preset's layout: 1 shard
-    wd.write_config(text.replace("data: {shard_size: 24}", "data: {shard_size: 12}"))
+    layout = "    models: {clip: tiny_clip, sam: tiny_sam}\n    data: {shard_size: 24}\n"  # the demo preset's: 1 shard
+    assert text.count(layout) == 1
+    wd.write_config(text.replace(layout, layout.replace("24", "12")))
 
     updated = wd.updated("results/demo/seeds", "results/demo/deeplab")
     planned = _store_stages(updated, "demo")
