@@ -142,6 +142,7 @@ def _table(table: list[Row], gpus: int, dataset: str) -> list[str]:
 
 def _notes(args: argparse.Namespace, config: Config, index_note: str | None, test_models: list[str]) -> list[str]:
     """What the reader must know before trusting the table: an index not used, other images, test models."""
+    from fmwsss.models.weights import get_weight
     from fmwsss.pipeline.cost import other_images
 
     notes = [index_note] if index_note else []
@@ -149,10 +150,18 @@ def _notes(args: argparse.Namespace, config: Config, index_note: str | None, tes
     if other_images(*types):
         notes.append(f"note: {args.source} is a {types[0]} dataset and {args.dataset} a {types[1]} one: other images "
                      f"(sizes, objects, class count), so per-image costs carry over only roughly")
-    if test_models:
-        notes.append(f"WARNING: {args.source} ran with test models ({', '.join(test_models)}: random weights, tiny "
+    tiny = [name for name in test_models if get_weight(name).tiny]
+    full_size = [name for name in test_models if not get_weight(name).tiny]
+    if tiny:
+        notes.append(f"WARNING: {args.source} ran with test models ({', '.join(tiny)}: random weights, tiny "
                      f"architectures): these figures measure the pipeline's mechanics, not the cost of the real "
                      f"models; rehearse with the real weights before budgeting GPU time.")
+    if full_size:
+        notes.append(f"note: {args.source} ran with full-size random-weight test models ({', '.join(full_size)}): "
+                     f"the real architectures, so their times and memory are the real models', except where the work "
+                     f"follows what the weights produce: a random SAM keeps few or no masks after its filters, so "
+                     f"SAM's post-processing and the seeding cost less here than with the real SAM (the GPU suite's "
+                     f"`sam load` row times SAM at a real load of masks).")
     return notes
 
 
@@ -237,8 +246,9 @@ def register(sub: argparse._SubParsersAction) -> None:
             "needs, plus each job's start-up; per-image stages split their shard jobs over --gpus GPUs, training, "
             "DeepLab evaluation and the score jobs do not. Images come from DATASET's index where this machine "
             "has one, else from the standard split sizes of VOC 2012 / COCO 2014. Stages whose settings (other "
-            "than iteration counts) differ between SOURCE and DATASET are named: their projection does not "
-            "transfer; a SOURCE run with test models measures mechanics, not the real models' cost."
+            "than iteration counts and initialisation) differ between SOURCE and DATASET are named: their "
+            "projection does not transfer; a SOURCE run with the tiny test models measures mechanics, not the "
+            "real models' cost; the full-size random ones (`make rehearsal`) have the real architectures."
         ),
     )
     cost.add_argument("dataset", help="the dataset to cost (a name under `datasets:`; its data need not be here)")

@@ -109,3 +109,18 @@ def test_cost_refuses_unknown_datasets_and_unfinished_sources(demo_run, tmp_path
     assert code == 2, out
     assert "the source run demo is not finished: deeplab_eval not done" in err
     assert "`snakemake --cores all results/demo/deeplab`" in err
+
+
+def test_tiny_test_models_are_a_warning_and_full_size_ones_a_note_on_what_random_weights_change():
+    import argparse
+
+    from fmwsss.cli.cost import _notes
+
+    config = Config.from_file(Path(__file__).resolve().parents[2] / "config.yaml")
+    args = argparse.Namespace(source="rehearsal", dataset="voc")
+    notes = _notes(args, config, None, ["random_clip_vit_b16", "random_sam_vit_h"])
+    assert len(notes) == 1 and notes[0].startswith("note: rehearsal ran with full-size random-weight test models "
+                                                   "(random_clip_vit_b16, random_sam_vit_h): the real architectures")
+    assert "a random SAM keeps few or no masks" in notes[0]
+    (warning,) = _notes(argparse.Namespace(source="demo", dataset="voc"), config, None, ["tiny_clip", "tiny_sam"])
+    assert warning.startswith("WARNING: demo ran with test models (tiny_clip, tiny_sam: random weights, tiny ")
