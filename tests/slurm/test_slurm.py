@@ -136,11 +136,16 @@ def fresh(path: Path) -> Run:
 
 
 def store_files(run: Run) -> dict[str, Path]:
-    """Every file of every store entry (relative path -> path); logs and benchmarks live outside store/."""
+    """Every result file of every store entry (relative path -> path); logs and benchmarks live outside store/,
+    and each entry's timing records (``<entry>/timing/``: seconds and memory of this run, in no key and outside
+    the integrity record) differ from run to run by nature."""
+    from fmwsss.io.timing import FOLDER
+
     return {
         str(p.relative_to(run.path)): p
         for p in sorted(run.path.glob("results/*/store/**/*"))
         if p.is_file() and not any(part.endswith(".partial") for part in p.parts)
+        and p.relative_to(run.path).parts[5:6] != (FOLDER,)  # results/<ds>/store/<stage>/<key>/timing
     }
 
 
