@@ -86,3 +86,55 @@ def job_device(setting: str, log: Callable[[str], None], environ: Mapping[str, s
         yield _gpu(slot.index, simulated)
     finally:
         slot.release()
+
+
+@contextlib.contextmanager
+def job_devices(setting: str, count: int, log: Callable[[str], None], environ: Mapping[str, str] | None = None
+                ) -> Iterator[list[torch.device]]:
+    """The ``count`` devices of one data-parallel job (the segmenter training, ``runtime.segmenter_gpus``),
+    held until the ``with`` block ends; ``count`` 1 is :func:`job_device`.
+
+    On cpu (``runtime.device: cpu``, or no GPU visible under ``auto``) the job runs ``count`` processes on the
+    cpu. Otherwise it takes ``count`` GPU slots of this host, one after another (distinct GPUs while rank-0
+    slots are free); inside a SLURM job it uses the first ``count`` GPUs SLURM granted, without locks, and
+    refuses when it was granted fewer (the profile's ``gpu`` request for the rule must match).
+    """
+    if count == 1:
+        with job_device(setting, log, environ) as device:
+            yield [device]
+        return
+    env = os.environ if environ is None else environ
+    if not DEVICE_SETTING.fullmatch(setting):
+        raise ValueError(f"runtime.device: {setting!r} is not auto, cpu, cuda or cuda:N")
+    if setting.startswith("cuda:"):
+        raise ValueError(f"runtime.device {setting} pins one GPU, but runtime.segmenter_gpus is {count}: "
+                         f"use auto or cuda")
+    names, simulated = ([], False) if setting == "cpu" else _job_gpus(env, log)
+    if not names:
+        if setting == "cuda":
+            raise RuntimeError("runtime.device is cuda but this job has no usable GPU (none visible, or torch without CUDA)")
+        log(f"device: cpu x {count} processes (runtime.segmenter_gpus {count}; gloo)")
+        yield [torch.device("cpu")] * count
+        return
+    if len(names) < count:
+        where = f"SLURM granted job {env['SLURM_JOB_ID']}" if "SLURM_JOB_ID" in env else "this job sees"
+        raise RuntimeError(f"runtime.segmenter_gpus is {count} but {where} {len(names)} GPU(s): lower it, or raise "
+                           f"the rule's gpu request (SLURM profile: set-resources deeplab_train gpu)")
+    what = "simulated " if simulated else ""
+    if "SLURM_JOB_ID" in env:
+        log(f"device: {what}cuda:0..{count - 1} (the GPUs SLURM granted job {env['SLURM_JOB_ID']}; no lock)")
+        yield [torch.device("cpu") if simulated else torch.device("cuda", i) for i in range(count)]
+        return
+    slots = []
+    try:
+        for _ in range(count):
+            slots.append(acquire_slot(names, lock_dir(env)))
+        taken = sorted({slot.index for slot in slots})
+        if len(taken) < count:
+            log(f"device: warning: only {len(taken)} distinct GPU(s) free for {count} processes; some share a GPU")
+        log(f"device: {what}" + ", ".join(f"cuda:{s.index}" for s in slots)
+            + f" ({count} GPU slots of {len(names)}; locks in {lock_dir(env)})")
+        yield [torch.device("cpu") if simulated else torch.device("cuda", s.index) for s in slots]
+    finally:
+        for slot in slots:
+            slot.release()

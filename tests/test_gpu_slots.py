@@ -247,3 +247,35 @@ def test_workflow_profile_leaves_the_gpu_count_to_the_snakefile():
     profile = yaml.safe_load((ROOT / "profiles" / "default" / "config.yaml").read_text())
     assert "resources" not in profile
     assert 'include: "workflow/rules/gpus.smk"' in (ROOT / "Snakefile").read_text()
+
+
+def test_job_devices_take_one_slot_per_process(tmp_path):
+    import torch
+
+    from fmwsss.devices import job_devices
+
+    lines: list[str] = []
+    env = {TEST_DEVICES_ENV: "cuda:0,cuda:1,cuda:2", LOCK_DIR_ENV: str(tmp_path)}
+    with job_devices("auto", 2, lines.append, env) as devices:
+        assert devices == [torch.device("cpu")] * 2  # simulated GPUs: the work runs on cpu
+        assert "simulated cuda:0, cuda:1 (2 GPU slots of 3" in lines[-1], lines
+        with job_devices("auto", 1, lines.append, env) as third:  # another job meanwhile: the free GPU
+            assert third == [torch.device("cpu")] and "simulated cuda:2" in lines[-1], lines
+    with job_devices("auto", 3, lines.append, env):
+        assert "cuda:0, cuda:1, cuda:2 (3 GPU slots" in lines[-1], lines  # all released at the end
+    with pytest.raises(RuntimeError, match="segmenter_gpus is 4 but this job sees 3 GPU"):
+        with job_devices("auto", 4, lines.append, env):
+            pass
+    slurm = {TEST_DEVICES_ENV: "cuda:0", "SLURM_JOB_ID": "7", LOCK_DIR_ENV: str(tmp_path / "slurm")}
+    with pytest.raises(RuntimeError, match="SLURM granted job 7 1 GPU.*set-resources deeplab_train gpu"):
+        with job_devices("auto", 2, lines.append, slurm):
+            pass
+    slurm[TEST_DEVICES_ENV] = "cuda:0,cuda:1"
+    with job_devices("auto", 2, lines.append, slurm):
+        assert "cuda:0..1 (the GPUs SLURM granted job 7" in lines[-1]
+    assert not (tmp_path / "slurm").exists()  # under SLURM: no lock taken
+    no_gpu = {TEST_DEVICES_ENV: "", LOCK_DIR_ENV: str(tmp_path / "unused")}
+    with job_devices("auto", 2, lines.append, no_gpu) as devices:
+        assert devices == [torch.device("cpu")] * 2 and "cpu x 2 processes" in lines[-1]
+    with pytest.raises(ValueError, match="pins one GPU"), job_devices("cuda:0", 2, lines.append, env):
+        pass

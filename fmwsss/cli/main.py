@@ -64,9 +64,9 @@ def _cmd_status(args: argparse.Namespace) -> int:
     from fmwsss.pipeline.integrity import entry_problems, repair_command
     from fmwsss.pipeline.reuse import holder_manifest_problems
     from fmwsss.pipeline.snakemake_state import is_incomplete
-    from fmwsss.pipeline.stages import ALIASES, SCORES, STAGES
+    from fmwsss.pipeline.stages import SCORES, STAGES
 
-    alias_of = {stage: alias for alias, stage in ALIASES.items()}
+    alias_of = {stage.name: stage.alias for stage in STAGES.values() if stage.alias}
 
     plan = _load_plan(args.config)
     for name in args.dataset:

@@ -514,8 +514,13 @@ def _segmenter_splits(dataset) -> tuple[list[str], list[str]]:
 
 
 def deeplab_train(smk: Any) -> None:
-    """Stage II: train DeepLab on the fine seeds of the training ids (resumable from checkpoints)."""
-    with script_job(smk) as log, _job_device(smk, log) as device:
+    """Stage II: train the segmenter on the fine seeds of the training ids (resumable from checkpoints), on
+    ``runtime.segmenter_gpus`` devices data-parallel (one process writes the checkpoint, logs and model)."""
+    from fmwsss.devices import job_devices
+
+    runtime = _runtime(smk)
+    with script_job(smk) as log, job_devices(runtime["device"], runtime["segmenter_gpus"], log) as devices:
+        from fmwsss.models.weights import require_verified
         from fmwsss.segmentation import train_segmenter
 
         startup.mark("imports")
@@ -525,15 +530,19 @@ def deeplab_train(smk: Any) -> None:
         train_ids, _ = _segmenter_splits(ds.dataset)
         items = [(i, ds.dataset.image_path(i), seeds / f"{i}.png") for i in train_ids]
         require_intact(item[2] for item in items)
-        runtime = _runtime(smk)
-        log(f"deeplab_train: {len(items)} images with pseudo labels from {seeds}")
+        backbone = require_verified(smk.input.backbone) if "backbone" in smk.input.keys() else None
+        startup.mark("weight check")
+        segmenter = ds.settings["segmenter"]
+        log(f"deeplab_train: {segmenter['arch']} on {len(items)} images with pseudo labels from {seeds}"
+            + (f"; backbone {backbone}" if backbone else ""))
         out = Path(smk.output.model)
         train_segmenter(
-            items, ds.settings["segmenter"], ds.dataset.num_classes + 1, out, smk.params.partial,
-            device=device, log=log, micro_batch=runtime["micro_batch"],
+            items, segmenter, ds.dataset.num_classes + 1, out, smk.params.partial,
+            device=devices[0], log=log, micro_batch=runtime["micro_batch"],
             checkpoint_every=runtime["checkpoint_every"], num_workers=runtime["num_workers"],
+            processes=len(devices), devices=devices, backbone_path=backbone, threads=smk.threads,
         )
-        timing.write(out.parent, "deeplab_train", timing.WHOLE_SET_JOB, "iteration", device, smk.threads, log)
+        timing.write(out.parent, "deeplab_train", timing.WHOLE_SET_JOB, "iteration", devices[0], smk.threads, log)
         write_spec(out.parent, smk.wildcards.key, smk.params.spec, smk.wildcards.dataset)
         _drop_partial(smk.params.partial)
 

@@ -21,6 +21,7 @@ from fmwsss.pipeline.config import Config
 from fmwsss.pipeline.store import linked_key
 from fmwsss.pipeline.keys import image_spec_key, stage_key
 from fmwsss.pipeline.stages import ALIASES, DATASET_INPUTS, PRODUCTS, SCORES, STAGES
+from fmwsss.segmentation.archs import backbone_weight, keyed_segmenter
 
 RESULTS = "results"
 
@@ -60,6 +61,20 @@ class DatasetPlan:
             raise DatasetUnavailable(f"{self.name}: no shard {shard!r} (shards: {', '.join(self.shards)})")
         positions = self.shards[shard]
         return self.dataset.ids_range(positions.start, positions.stop)
+
+
+def _weight_path(name: str) -> str:
+    from fmwsss.models.weights import get_weight, weights_dir
+
+    root = weights_dir()
+    root = Path(os.path.relpath(root)) if root.is_relative_to(os.getcwd()) else root
+    return str(root / get_weight(name).filename)
+
+
+def keyed_section(name: str, value: Any) -> Any:
+    """A settings section as it enters a stage key: only what the stage's code reads for these settings
+    (``segmenter``: :func:`fmwsss.segmentation.archs.keyed_segmenter`); other sections whole."""
+    return keyed_segmenter(value) if name == "segmenter" else value
 
 
 def canonical(spec: dict) -> dict:
@@ -163,7 +178,9 @@ class Plan:
         for stage in STAGES.values():
             inputs = stage_inputs(digests, plan.dataset.type, stage.name)
             inputs.update({f"weights.{w}": weight_identity(plan.settings["models"][w]) for w in stage.weights})
-            sections = {s: plan.settings[s] for s in stage.sections}
+            if stage.name == "deeplab_train" and backbone_weight(plan.settings["segmenter"]):
+                inputs["weights.segmenter_backbone"] = weight_identity(backbone_weight(plan.settings["segmenter"]))
+            sections = {s: keyed_section(s, plan.settings[s]) for s in stage.sections}
             sections.update({f"models.{w}": plan.settings["models"][w] for w in stage.weights})
             result_sections = {s: v for s, v in sections.items() if s not in LAYOUT_SECTIONS}
             set_upstream = {u: plan.set_keys[u] for u in stage.upstream}
@@ -271,11 +288,14 @@ class Plan:
         return f"{self.store(dataset, stage, key)}/{PRODUCTS[stage]}"
 
     def weight_file(self, dataset: str, role: str) -> str:
-        from fmwsss.models.weights import get_weight, weights_dir
+        """The checkpoint of ``settings["models"][role]`` (relative to the cwd when under it)."""
+        return _weight_path(self.get(dataset).settings["models"][role])
 
-        root = weights_dir()
-        root = Path(os.path.relpath(root)) if root.is_relative_to(os.getcwd()) else root
-        return str(root / get_weight(self.get(dataset).settings["models"][role]).filename)
+    def backbone_file(self, dataset: str) -> str | None:
+        """The registry checkpoint the segmenter training loads its backbone from (a Mask2Former arch with
+        ``pretrained_backbone``), or None."""
+        name = backbone_weight(self.get(dataset).settings["segmenter"])
+        return None if name is None else _weight_path(name)
 
     # -- score entries (store/score_<stage>/<key>/, fmwsss.pipeline.stages.SCORES) -------------------
     def check_score_key(self, dataset: str, stage: str, key: str) -> None:

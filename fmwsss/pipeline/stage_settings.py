@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from fmwsss.pipeline.config import Config, ConfigError
+from fmwsss.segmentation.archs import is_mask2former
 
 PROMPT_SECTIONS = ("prompts_cls", "prompts_seg")
 
@@ -115,10 +116,16 @@ def check_segmenter(segmenter: dict, runtime: dict) -> None:
     """What ``train_segmenter``/``build_segmenter`` would refuse, from the settings alone."""
     if segmenter["arch"] == "tiny" and segmenter["pretrained_backbone"]:
         raise ConfigError("segmenter.pretrained_backbone: arch tiny is a random-init test model: set it to false")
-    batch, micro = segmenter["batch_size"], runtime["micro_batch"]
-    if micro is not None and (batch % micro or micro < 2):
-        raise ConfigError(f"runtime.micro_batch {micro} must divide segmenter.batch_size {batch} and be >= 2 "
-                          f"(DeepLab's image-pooling BatchNorm needs two samples)")
+    batch, gpus, micro = segmenter["batch_size"], runtime["segmenter_gpus"], runtime["micro_batch"]
+    if batch % gpus:
+        raise ConfigError(f"runtime.segmenter_gpus {gpus} must divide segmenter.batch_size {batch} (the global "
+                          f"batch is fixed by the preset; each GPU takes an equal share)")
+    share = batch // gpus
+    least = 1 if is_mask2former(segmenter["arch"]) else 2
+    if micro is not None and (share % micro or micro < least):
+        why = "" if least == 1 else " (DeepLab's image-pooling BatchNorm needs two samples)"
+        raise ConfigError(f"runtime.micro_batch {micro} must divide each GPU's share {share} of "
+                          f"segmenter.batch_size {batch} and be >= {least}{why}")
 
 
 def check_settings(settings: dict, runtime: dict, class_names: tuple[str, ...] | None) -> None:

@@ -42,7 +42,7 @@ STAGES: dict[str, Stage] = {
             "seeds_fine", 2, ("seeds_fine", "data"), (),
             ("cams_fine_dump", "sam_masks"), True, "seeds",
         ),
-        Stage("deeplab_train", 2, ("segmenter",), (), ("seeds_fine",), False, None),
+        Stage("deeplab_train", 3, ("segmenter",), (), ("seeds_fine",), False, None),
         Stage("deeplab_eval", 1, ("segmenter_eval",), (), ("deeplab_train",), False, "deeplab"),
     )
 }
@@ -92,7 +92,11 @@ SCORES: dict[str, Score] = {
     )
 }
 
-ALIASES: dict[str, str] = {s.alias: s.name for s in STAGES.values() if s.alias}
+EXTRA_ALIASES: dict[str, str] = {"segmenter": "deeplab_eval"}
+"""Further stable names of an entry: ``segmenter`` names stage II whatever its arch (DeepLab or Mask2Former);
+``deeplab``, its first name, keeps working."""
+
+ALIASES: dict[str, str] = {**{s.alias: s.name for s in STAGES.values() if s.alias}, **EXTRA_ALIASES}
 
 # The product each unsharded stage writes besides spec.json (the rule's declared output).
 PRODUCTS: dict[str, str] = {

@@ -67,7 +67,8 @@ def _scored_on(e: Entry, run: RunView) -> str:
     """Which images a stage's numbers come from: the scored split and count, or the segmenter's training set."""
     if e.stage == "deeplab_train" and e.done:
         held_out = "all but val" if run.dataset.splits.get("val") else "no val split held out"
-        return f"trained on {run.segmenter_train_count} images ({held_out})"
+        arch = ((e.spec or {}).get("settings") or {}).get("segmenter", {}).get("arch")
+        return f"{escape(arch) + ' ' if arch else ''}trained on {run.segmenter_train_count} images ({held_out})"
     found = scored_on(e.stage, e.metrics)
     return "–" if found is None else f"scored on {escape(found[0])}, {found[1]} images"
 

@@ -164,7 +164,7 @@ def test_runtime_micro_batch_is_checked_against_every_batch(custom_root):
     with pytest.raises(ConfigError, match=r"runtime\.micro_batch 3 does not split prompts_cls\.batch_size"):
         check_stage_settings(_config(custom_root, runtime=runtime))
     runtime["micro_batch"] = 1  # splits every prompt batch, but DeepLab's BatchNorm needs two samples
-    with pytest.raises(ConfigError, match=r"runtime\.micro_batch 1 must divide segmenter\.batch_size"):
+    with pytest.raises(ConfigError, match=r"runtime\.micro_batch 1 must divide each GPU's share"):
         check_stage_settings(_config(custom_root, runtime=runtime))
 
 
@@ -193,3 +193,14 @@ def test_sam_check_agrees_with_the_generator_builder(implementation, autocast):
     except ConfigError:
         parse_ok = False
     assert parse_ok == builder_ok
+
+
+def test_segmenter_gpus_must_split_the_global_batch(custom_root):
+    runtime = {**SHIPPED["runtime"], "segmenter_gpus": 3}  # the voc preset's Mask2Former batch is 4
+    with pytest.raises(ConfigError, match=r"runtime\.segmenter_gpus 3 must divide segmenter\.batch_size 4"):
+        check_stage_settings(_config(custom_root, runtime=runtime, presets={"voc": SHIPPED["presets"]["voc"]}))
+    runtime = {**SHIPPED["runtime"], "segmenter_gpus": 2, "micro_batch": 1}  # Mask2Former: no BatchNorm
+    check_stage_settings(_config(custom_root, runtime=runtime, presets={"voc": SHIPPED["presets"]["voc"]}))
+    runtime["micro_batch"] = 4  # larger than each GPU's share of 2
+    with pytest.raises(ConfigError, match=r"runtime\.micro_batch 4 must divide each GPU's share 2"):
+        check_stage_settings(_config(custom_root, runtime=runtime, presets={"voc": SHIPPED["presets"]["voc"]}))

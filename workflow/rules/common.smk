@@ -11,7 +11,8 @@ from fmwsss.pipeline.integrity import require_entries_intact
 
 def upstream_of(stage):
     """Products of the stage's upstream entries (never aliases), plus the weights it loads and their
-    verification sidecar (both ancient: the key pins the digest; the job checks the sidecar still fits).
+    verification sidecar (both ancient: the key pins the digest; the job checks the sidecar still fits);
+    for the segmenter training, the registry backbone of a Mask2Former arch the same way.
 
     A sharded stage reads the upstream entries of its own shard layout; a whole-set stage (prompt or
     DeepLab training) reads a sharded upstream through its set link (fmwsss.pipeline.plan.Plan.set_product),
@@ -32,6 +33,10 @@ def upstream_of(stage):
             weights = PLAN.weight_file(w.dataset, role)
             found["weights"] = ancient(weights)
             found["weights_verified"] = ancient(weights + SIDECAR_SUFFIX)
+        backbone = PLAN.backbone_file(w.dataset) if stage == "deeplab_train" else None
+        if backbone:
+            found["backbone"] = ancient(backbone)
+            found["backbone_verified"] = ancient(backbone + SIDECAR_SUFFIX)
         return found
 
     return inputs

@@ -1,4 +1,5 @@
-# Stage II: DeepLab trained on the fine seeds, evaluated where ground truth exists.
+# Stage II: the segmenter (DeepLabV3, or Mask2Former with the voc/coco presets) trained on the fine seeds,
+# evaluated where ground truth exists. The rule names keep `deeplab` (store paths of earlier runs stay valid).
 
 
 rule deeplab_train:
@@ -16,7 +17,7 @@ rule deeplab_train:
         partial=partial_of("deeplab_train"),
     threads: 4
     resources:
-        gpu=1,
+        gpu=SEGMENTER_GPUS,
     conda:
         "../../envs/fmwsss.yaml"
     script:
