@@ -12,6 +12,7 @@ import numpy as np
 
 from fmwsss.models.weights import is_test_model
 from fmwsss.pipeline.stages import weight_roles
+from fmwsss.segmentation.archs import backbone_weight
 
 Log = Callable[[str], None]
 Scored = Iterable[tuple[str, np.ndarray, np.ndarray]]  # (image id, predicted labels, ground-truth labels)
@@ -22,6 +23,9 @@ def stage_test_models(settings: Mapping[str, Any], stage: str) -> list[str]:
     from, sorted: the ``test_models`` field of every metrics.json, an empty list with real weights (present
     either way, so a reader needs no default), so numbers copied out of a run say what made them."""
     names = {settings["models"][role] for role in weight_roles(stage)}
+    backbone = backbone_weight(settings["segmenter"])
+    if backbone and stage in ("deeplab_train", "deeplab_eval"):
+        names.add(backbone)  # the segmenter's registry backbone (tiny_swin in the tests)
     return sorted(n for n in names if is_test_model(n))
 
 
