@@ -19,6 +19,7 @@ loader asks for (``loads-rank<r>.jsonl``) and the sha256 of its model state afte
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -28,7 +29,7 @@ import threading
 import time
 import traceback
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -214,6 +215,22 @@ def _worker(rank: int, size: int, device: torch.device, rendezvous: Path, channe
         sys.exit(1)
 
 
+@contextlib.contextmanager
+def _main_module_hidden() -> Iterator[None]:
+    """Start workers without the parent's ``__main__``: spawn re-imports it in every child unless it has no
+    file and no spec, and a Snakemake script job's main module IS the job (re-running it in a worker would
+    start the job again). The workers need nothing from it: target and arguments live in fmwsss modules."""
+    main = sys.modules["__main__"]
+    saved = {k: main.__dict__[k] for k in ("__file__", "__spec__") if k in main.__dict__}
+    main.__dict__.pop("__file__", None)
+    main.__spec__ = None
+    try:
+        yield
+    finally:
+        main.__dict__.pop("__spec__", None)
+        main.__dict__.update(saved)
+
+
 def launch(target: Callable, args: tuple, devices: Sequence[torch.device], rendezvous: Path,
            on_message: Callable[[Any], None]) -> None:
     """Run ``target(device, send, *args)`` on ``len(devices)`` spawned workers in one process group.
@@ -231,14 +248,15 @@ def launch(target: Callable, args: tuple, devices: Sequence[torch.device], rende
                                                os.getpid(), target, args), name=f"fmwsss-rank{rank}")
              for rank, device in enumerate(devices)]
     try:
-        for proc in procs:
-            proc.start()
+        with _main_module_hidden():
+            for proc in procs:
+                proc.start()
         failure = _supervise(procs, channel, on_message)
     finally:
         for proc in procs:
             if proc.is_alive():
                 proc.terminate()
-        for proc in procs:
+        for proc in (p for p in procs if p.pid is not None):
             proc.join(5.0)
             if proc.is_alive():
                 proc.kill()
