@@ -196,10 +196,17 @@ def _exit_with_parent(parent_pid: int) -> None:
     threading.Thread(target=watch, daemon=True).start()
 
 
+def _in_collective(exc: BaseException) -> bool:
+    """Raised inside a torch.distributed call: usually a peer's failure (gloo: "Connection closed by peer")."""
+    return isinstance(exc, dist.DistError) or any(
+        f"torch{os.sep}distributed{os.sep}" in frame.filename for frame in traceback.extract_tb(exc.__traceback__))
+
+
 def _worker(rank: int, size: int, device: torch.device, rendezvous: Path, channel: Any, parent_pid: int,
-            target: Callable, args: tuple) -> None:
+            threads: int, target: Callable, args: tuple) -> None:
     _exit_with_parent(parent_pid)
     sys.stderr = _QueueWriter(channel, rank)
+    torch.set_num_threads(threads)
     try:
         if device.type == "cuda":
             torch.cuda.set_device(device)
@@ -208,7 +215,7 @@ def _worker(rank: int, size: int, device: torch.device, rendezvous: Path, channe
         target(device, lambda message: channel.put(("message", rank, message)), *args)
         dist.destroy_process_group()
     except BaseException as exc:  # noqa: B036 - the parent must hear of any end, KeyboardInterrupt included
-        secondary = isinstance(exc, dist.DistError)
+        secondary = _in_collective(exc)
         channel.put(("error", rank, (secondary, f"{type(exc).__name__}: {exc}", traceback.format_exc())))
         channel.close()
         channel.join_thread()
@@ -236,7 +243,8 @@ def launch(target: Callable, args: tuple, devices: Sequence[torch.device], rende
     """Run ``target(device, send, *args)`` on ``len(devices)`` spawned workers in one process group.
 
     ``target`` and ``args`` must be picklable; ``rendezvous`` is a file path that must not be in use (it
-    is removed before and after). What a worker passes to ``send`` (picklable) reaches ``on_message`` in the
+    is removed before and after). Each worker gets this process's torch threads divided by the worker count.
+    What a worker passes to ``send`` (picklable) reaches ``on_message`` in the
     parent. Raises ``RuntimeError`` naming
     the failed rank, its error and traceback (and the other ranks' errors) once any worker fails; no
     worker outlives this call.
@@ -244,8 +252,9 @@ def launch(target: Callable, args: tuple, devices: Sequence[torch.device], rende
     ctx = torch.multiprocessing.get_context("spawn")
     channel = ctx.Queue()
     rendezvous.unlink(missing_ok=True)
+    threads = max(1, torch.get_num_threads() // len(devices))  # the job's cores, shared out
     procs = [ctx.Process(target=_worker, args=(rank, len(devices), torch.device(device), rendezvous, channel,
-                                               os.getpid(), target, args), name=f"fmwsss-rank{rank}")
+                                               os.getpid(), threads, target, args), name=f"fmwsss-rank{rank}")
              for rank, device in enumerate(devices)]
     try:
         with _main_module_hidden():

@@ -57,3 +57,9 @@ def tiny_settings() -> dict:
             "ms_scales": [0.5, 0.75, 1.0, 1.25, 1.5], "optimizer": "sgd", "grad_clip": None,
             "mask2former": {"num_queries": 8, "class_weight": 2.0, "mask_weight": 5.0, "dice_weight": 5.0,
                             "no_object_weight": 0.1, "train_points": 1024, "precision": "fp32"}}
+
+
+@pytest.fixture(scope="module")
+def twelve_items(tmp_path_factory) -> list[tuple]:
+    """Three epochs' worth of distinct items at batch 4 (one module's data-parallel runs share them)."""
+    return make_synthetic(tmp_path_factory.mktemp("items12"), 12, size=(32, 40))
