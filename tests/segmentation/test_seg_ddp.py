@@ -207,3 +207,43 @@ def test_mask2former_chunks_are_normalised_by_the_global_counts(tmp_path):
     for loss, grads in (one[0], two[0]):
         assert loss == pytest.approx(float(direct.detach()), rel=1e-6)
         _assert_close(grads, expected)
+
+
+class RecordingMask2Former(FakeMask2Former):
+    """Records what the loop gives ``loss``: the totals, the chunk's own counts, the autocast state."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[tuple] = []
+
+    def loss(self, x: torch.Tensor, labels: torch.Tensor, totals: dict[str, float]) -> torch.Tensor:
+        self.calls.append((dict(totals), self.count_targets(labels)["masks"], torch.is_autocast_enabled("cpu"),
+                           torch.get_autocast_dtype("cpu")))
+        return super().loss(x, labels, totals)
+
+
+def test_mask2former_arch_gets_settings_backbone_path_totals_and_bf16(twelve_items, tmp_path, monkeypatch):
+    from fmwsss.segmentation import train
+
+    built = []
+
+    def build(arch, num_classes, pretrained, weights_dir, settings, backbone_path):
+        built.append((arch, num_classes, settings["mask2former"]["precision"], backbone_path))
+        built.append(RecordingMask2Former())
+        return built[-1]
+
+    monkeypatch.setattr(train, "build_segmenter", build)
+    settings = {**SETTINGS, "arch": "tiny_mask2former", "iterations": 2, "optimizer": "adamw",
+                "mask2former": {"precision": "bf16"}}
+    train_segmenter(twelve_items, settings, NUM_CLASSES, tmp_path / "model.pt", tmp_path / "w", log=lambda s: None,
+                    micro_batch=1, backbone_path="swin.pth")
+    assert built[0] == ("tiny_mask2former", NUM_CLASSES, "bf16", "swin.pth")
+    calls = built[1].calls
+    assert len(calls) == 8 and all(c[2] and c[3] == torch.bfloat16 for c in calls)  # 2 iterations x 4 chunks
+    for it in (0, 1):
+        chunks = calls[4 * it:4 * it + 4]
+        assert all(c[0] == chunks[0][0] for c in chunks)  # one totals per iteration, the sum over its chunks
+        assert chunks[0][0]["masks"] == sum(c[1] for c in chunks)
+    with pytest.raises(ValueError, match="segmenter.mask2former.precision: 'fp16'"):
+        train_segmenter(twelve_items, {**settings, "mask2former": {"precision": "fp16"}}, NUM_CLASSES,
+                        tmp_path / "m2.pt", tmp_path / "w2", log=lambda s: None, micro_batch=1)
