@@ -112,7 +112,8 @@ def average_batchnorm_stats(model: nn.Module) -> None:
     """Average BatchNorm running statistics over the processes (plain BatchNorm: each rank's own images).
 
     Keeps every rank's model identical; the statistics are then close to, not equal with, a one-process
-    run's (which updates them chunk after chunk). SyncBatchNorm's are identical already: it is skipped.
+    run's (which updates them chunk after chunk), and ``num_batches_tracked`` counts one rank's chunks.
+    SyncBatchNorm's are identical already: it is skipped.
     """
     n = world()[1]
     for module in model.modules():

@@ -69,6 +69,7 @@ def _amp_setup(device: torch.device, amp: bool | None) -> tuple[bool, torch.dtyp
 
 
 def _fingerprint(items: Sequence[tuple], settings: dict, num_classes: int) -> dict:
+    """What a checkpoint must match to be resumed; no runtime knob (process count, devices, micro-batch)."""
     return {"settings": {k: settings[k] for k in SETTINGS_KEYS}, "num_classes": num_classes,
             "items": [str(item[0]) for item in items]}
 
