@@ -127,13 +127,15 @@ class PseudoLabelDataset(Dataset):
 
 
 class IterationSampler(Sampler):
-    """Yields the ``(iteration, slot)`` keys of iterations ``start..stop-1`` in order (batch them by batch_size)."""
+    """Yields the ``(iteration, slot)`` keys of iterations ``start..stop-1`` in order, ``slots`` of each
+    (default all ``batch_size``; a data-parallel rank takes its contiguous share): batch them by ``len(slots)``."""
 
-    def __init__(self, start: int, stop: int, batch_size: int) -> None:
-        self.start, self.stop, self.batch_size = start, stop, batch_size
+    def __init__(self, start: int, stop: int, batch_size: int, slots: range | None = None) -> None:
+        self.start, self.stop = start, stop
+        self.slots = range(batch_size) if slots is None else slots
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
-        return ((it, slot) for it in range(self.start, self.stop) for slot in range(self.batch_size))
+        return ((it, slot) for it in range(self.start, self.stop) for slot in self.slots)
 
     def __len__(self) -> int:
-        return (self.stop - self.start) * self.batch_size
+        return (self.stop - self.start) * len(self.slots)

@@ -1,9 +1,17 @@
-"""Stage II training: DeepLabV3 on the pseudo labels, SGD + poly schedule, resumable bit-for-bit on CPU.
+"""Stage II training for both segmenter families (DeepLabV3, Mask2Former) on 1..N processes.
 
-A checkpoint (``work_dir/last.pth``, written atomically every ``checkpoint_every`` iterations) holds the model,
-optimiser (momentum), scheduler, AMP scaler, torch RNG states (dropout) and the iteration; data sampling and
-augmentation are counter-based (``dataset.py``), so a run killed after checkpoint k and resumed computes
-iterations k+1.. exactly as an uninterrupted run would (on CPU; cuDNN kernels are not bit-reproducible).
+One loop: the global batch (``segmenter.batch_size``) is split into equal contiguous shares, one per process
+(``distributed.py``), each share into micro-batch chunks. Every chunk's loss is its share of the GLOBAL
+batch loss: DeepLab's cross-entropy sum over the valid pixels divided by the valid pixels of the whole
+global batch; Mask2Former's ``model.loss(x, y, totals)`` with ``totals`` the sums of ``model.count_targets``
+over every chunk of every process. Summing the chunks' gradients (and all-reducing them) thus gives the
+global batch's gradient whatever the process count or micro-batch, up to float order and BatchNorm.
+
+A checkpoint (``work_dir/last.pth``, written atomically by rank 0 every ``checkpoint_every`` iterations)
+holds the model, optimiser, scheduler, AMP scaler and the iteration, no RNG state: data sampling and
+augmentation are counter-based (``dataset.py``) and model randomness is seeded per chunk, so a run killed
+after checkpoint k and resumed, with any process count, computes iterations k+1.. as an uninterrupted run
+would (exactly on CPU for the same chunks; cuDNN kernels are not bit-reproducible).
 ``work_dir/loss.csv`` logs the loss and lr of every iteration and is copied next to the final model.
 """
 from __future__ import annotations
@@ -11,11 +19,14 @@ from __future__ import annotations
 import csv
 import io
 import os
+from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
@@ -24,12 +35,15 @@ from fmwsss.io.atomic import atomic_write_bytes
 from fmwsss.io.loss_log import loss_row, reset_loss_csv
 from fmwsss.io.progress import Progress
 from fmwsss import hooks
+from fmwsss.segmentation import distributed
 from fmwsss.segmentation.dataset import IGNORE, AugSettings, IterationSampler, PseudoLabelDataset
 from fmwsss.segmentation.models import build_segmenter, save_segmenter
+from fmwsss.segmentation.optim import clip_gradients, head_lr, make_optimizer, make_scheduler
 
 STAGE = "deeplab_train"
 SETTINGS_KEYS = ("arch", "pretrained_backbone", "crop", "scale_range", "flip", "color_jitter", "batch_size",
-                 "iterations", "lr", "backbone_lr_mult", "momentum", "weight_decay", "poly_power", "seed")
+                 "iterations", "lr", "backbone_lr_mult", "momentum", "weight_decay", "poly_power", "seed",
+                 "optimizer", "grad_clip", "mask2former")
 """The ``segmenter:`` keys training reads (``ms_scales`` is read by evaluation only)."""
 
 
@@ -40,17 +54,13 @@ def check_settings(settings: dict) -> None:
         raise ValueError(f"segmenter settings lack {', '.join('segmenter.' + k for k in missing)}")
 
 
-def make_optimizer(model: torch.nn.Module, settings: dict) -> torch.optim.SGD:
-    """SGD with momentum; the (pretrained) backbone at ``backbone_lr_mult`` × lr, the heads at lr."""
-    lr = float(settings["lr"])
-    return torch.optim.SGD(
-        [{"params": list(model.backbone.parameters()), "lr": lr * float(settings["backbone_lr_mult"])},
-         {"params": [p for n, p in model.named_parameters() if not n.startswith("backbone.")], "lr": lr}],
-        lr=lr, momentum=float(settings["momentum"]), weight_decay=float(settings["weight_decay"]))
+PRECISIONS = ("fp32", "bf16")
+DEEPLAB_ARCHS = ("deeplabv3_resnet101", "deeplabv3_resnet50", "tiny")
+"""Archs built without ``settings``/``backbone_path`` (every other arch is a Mask2Former)."""
 
 
 def _amp_setup(device: torch.device, amp: bool | None) -> tuple[bool, torch.dtype, torch.amp.GradScaler]:
-    """AMP on CUDA by default: bf16 where supported (no scaler needed), else fp16 with a gradient scaler."""
+    """DeepLab: AMP on CUDA by default: bf16 where supported (no scaler needed), else fp16 with a gradient scaler."""
     enabled = device.type == "cuda" if amp is None else amp
     bf16 = enabled and device.type == "cuda" and torch.cuda.is_bf16_supported()
     dtype = torch.bfloat16 if bf16 or device.type != "cuda" else torch.float16
@@ -59,6 +69,7 @@ def _amp_setup(device: torch.device, amp: bool | None) -> tuple[bool, torch.dtyp
 
 
 def _fingerprint(items: Sequence[tuple], settings: dict, num_classes: int) -> dict:
+    """What a checkpoint must match to be resumed; no runtime knob (process count, devices, micro-batch)."""
     return {"settings": {k: settings[k] for k in SETTINGS_KEYS}, "num_classes": num_classes,
             "items": [str(item[0]) for item in items]}
 
@@ -69,51 +80,130 @@ def _save(path: Path, obj: dict) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
-def _rng_state(device: torch.device) -> dict:
-    return {"torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if device.type == "cuda" else []}
+
+def _precision(model: nn.Module, settings: dict, device: torch.device,
+               amp: bool | None) -> tuple[bool, torch.dtype, torch.amp.GradScaler]:
+    """(autocast on, its dtype, scaler): Mask2Former from ``mask2former.precision`` (bf16: autocast, no
+    scaler; ``amp`` is not read), DeepLab from the runtime ``amp`` (:func:`_amp_setup`)."""
+    if not _is_mask2former(model):
+        return _amp_setup(device, amp)
+    precision = settings["mask2former"]["precision"]
+    if precision not in PRECISIONS:
+        raise ValueError(f"segmenter.mask2former.precision: {precision!r} is not one of {', '.join(PRECISIONS)}")
+    return precision == "bf16", torch.bfloat16, torch.amp.GradScaler(device.type, enabled=False)
 
 
-def _set_rng_state(state: dict, device: torch.device) -> None:
-    torch.set_rng_state(state["torch"])
-    if device.type == "cuda" and state["cuda"]:
-        torch.cuda.set_rng_state_all(state["cuda"])
+def _is_mask2former(model: nn.Module) -> bool:
+    """The set-prediction family brings its own loss and normalisers (the contract's ``count_targets``)."""
+    return hasattr(model, "count_targets")
+
+
+@dataclass(frozen=True)
+class _Job:
+    """Everything one training process needs (picklable: sent to spawned workers)."""
+
+    items: Sequence[tuple]
+    settings: dict
+    num_classes: int
+    out_path: Path
+    work_dir: Path
+    micro: int
+    checkpoint_every: int
+    amp: bool | None
+    num_workers: int
+    weights_dir: str | os.PathLike | None
+    backbone_path: str | os.PathLike | None
 
 
 def train_segmenter(items: Sequence[tuple[str, str | Path, str | Path]], settings: dict, num_classes: int,
                     out_path: str | os.PathLike, work_dir: str | os.PathLike,
                     device: str | torch.device = "cpu", log: Callable[[str], None] = print,
                     micro_batch: int | None = None, checkpoint_every: int = 1000, amp: bool | None = None,
-                    num_workers: int = 0, log_every: int = 20, weights_dir: str | os.PathLike | None = None) -> Path:
+                    num_workers: int = 0, log_every: int = 20, weights_dir: str | os.PathLike | None = None,
+                    backbone_path: str | os.PathLike | None = None, processes: int = 1,
+                    devices: Sequence[str | torch.device] | None = None) -> Path:
     """Train on ``items`` = (id, image path, label png path); write ``out_path`` (model.pt) atomically.
 
-    ``num_classes`` counts background (21 for VOC). Runtime knobs, none of which changes the result on CPU:
-    ``micro_batch`` images per forward pass (gradient accumulation: less memory, more passes; must divide
-    batch_size and be >= 2 because DeepLab's image-pooling BatchNorm needs two samples; BatchNorm statistics
-    are per micro-batch, so on GPU it is close to, not identical with, the full batch), ``checkpoint_every``
-    (each costs one model+optimiser write), ``amp`` (default: on for CUDA), ``num_workers`` (loader
-    processes). Resumes from ``work_dir/last.pth`` when present; refuses one written for other settings.
+    ``num_classes`` counts background (21 for VOC). ``backbone_path``: the verified Swin checkpoint of a
+    Mask2Former arch (unused by DeepLab). Runtime knobs, none of which changes the schedule: ``processes``
+    data-parallel workers on ``devices`` (default: ``device`` for each on CPU, ``cuda:0..N-1`` for a CUDA
+    ``device``); N must divide batch_size; each process takes batch_size/N images of every batch.
+    ``micro_batch`` images per forward pass within a process's share (gradient accumulation: less memory,
+    more passes; must divide the share; DeepLab needs >= 2 because its image-pooling BatchNorm needs two
+    samples; BatchNorm statistics are per micro-batch, over all processes on CUDA with SyncBatchNorm, per
+    process on CPU). ``checkpoint_every`` (each costs one model+optimiser write), ``amp`` (DeepLab only;
+    default: on for CUDA), ``num_workers`` (loader processes per training process). Resumes from
+    ``work_dir/last.pth`` when present, at any process count; refuses one written for other settings.
     """
     check_settings(settings)
+    batch_size = int(settings["batch_size"])
     device = torch.device(device)
-    batch_size, iterations = int(settings["batch_size"]), int(settings["iterations"])
-    micro = batch_size if micro_batch is None else int(micro_batch)
-    if batch_size % micro or micro < 2:
-        raise ValueError(f"micro_batch {micro} must divide segmenter.batch_size {batch_size} and be >= 2")
+    if devices is None:
+        devices = [device] * processes if device.type == "cpu" or processes == 1 else \
+            [torch.device("cuda", i) for i in range(processes)]
+    devices = [torch.device(d) for d in devices]
+    distributed.check_world(processes, batch_size, devices)
+    share = batch_size // processes
+    micro = share if micro_batch is None else int(micro_batch)
+    if share % micro or micro < 1 or (micro < 2 and settings["arch"] in DEEPLAB_ARCHS):
+        raise ValueError(f"micro_batch {micro} must divide the per-process share {share} of segmenter.batch_size "
+                         f"{batch_size} ({processes} processes) and be >= 2 for DeepLab")
     work_dir, out_path = Path(work_dir), Path(out_path)
     work_dir.mkdir(parents=True, exist_ok=True)
-    ckpt_path, csv_path = work_dir / "last.pth", work_dir / "loss.csv"
-    dataset = PseudoLabelDataset(items, num_classes, batch_size, int(settings["seed"]),
-                                 AugSettings.from_settings(settings))
+    job = _Job(list(items), dict(settings), num_classes, out_path, work_dir, micro, checkpoint_every, amp,
+               num_workers, weights_dir, backbone_path)
+    if processes == 1:
+        _train(job, devices[0], log, log_every)
+    else:
+        progress: list[Progress] = []
 
-    torch.manual_seed(int(settings["seed"]))  # reproducible head (and tiny backbone) initialisation
-    model = build_segmenter(settings["arch"], num_classes, bool(settings["pretrained_backbone"]), weights_dir)
+        def on_message(message: Any) -> None:  # rank 0's lines and steps, logged and counted here
+            if isinstance(message, str):
+                log(message)
+            elif message[0] == "start":
+                progress.append(Progress(log, f"[{STAGE}] iteration", int(settings["iterations"]),
+                                         done=message[1], every=log_every, unit="iteration"))
+            else:
+                progress[0].advance(detail=message[1])
+
+        distributed.launch(_rank_main, (job,), devices, work_dir / f".rendezvous-{os.getpid()}", on_message)
+    log(f"[{STAGE}] wrote {out_path}")
+    return out_path
+
+
+def _rank_main(device: torch.device, send: Callable[[Any], None], job: _Job) -> None:
+    """A spawned worker's training (rank 0 also reports progress steps to the parent)."""
+    _train(job, device, send, None)
+
+
+def _build(job: _Job) -> nn.Module:
+    settings = job.settings
+    if settings["arch"] in DEEPLAB_ARCHS:
+        return build_segmenter(settings["arch"], job.num_classes, bool(settings["pretrained_backbone"]),
+                               job.weights_dir)
+    return build_segmenter(settings["arch"], job.num_classes, bool(settings["pretrained_backbone"]),
+                           job.weights_dir, settings=settings, backbone_path=job.backbone_path)
+
+
+def _train(job: _Job, device: torch.device, send: Callable[[Any], None], log_every: int | None) -> None:
+    """One process's training loop (the only one at N = 1, where ``log_every`` is given and ``send`` is the
+    caller's log; under N > 1 ``send`` carries rank 0's lines and progress steps to the parent)."""
+    settings = job.settings
+    rank, size = distributed.world()
+    lead = rank == 0
+    batch_size, iterations, seed = int(settings["batch_size"]), int(settings["iterations"]), int(settings["seed"])
+    slots = distributed.rank_slots(rank, size, batch_size)
+    ckpt_path, csv_path = job.work_dir / "last.pth", job.work_dir / "loss.csv"
+    dataset = PseudoLabelDataset(job.items, job.num_classes, batch_size, seed, AugSettings.from_settings(settings))
+
+    torch.manual_seed(seed)  # the same initialisation (heads, tiny backbones) on every rank
+    model = distributed.sync_batchnorm(_build(job), device)
     model.to(device).train()
     startup.mark("model load")
     optim = make_optimizer(model, settings)
-    sched = torch.optim.lr_scheduler.PolynomialLR(optim, total_iters=iterations, power=float(settings["poly_power"]))
-    amp_on, amp_dtype, scaler = _amp_setup(device, amp)
-    fingerprint = _fingerprint(items, settings, num_classes)
+    sched = make_scheduler(optim, settings)
+    amp_on, amp_dtype, scaler = _precision(model, settings, device, job.amp)
+    fingerprint = _fingerprint(job.items, settings, job.num_classes)
 
     start = 0
     if ckpt_path.is_file():
@@ -124,50 +214,96 @@ def train_segmenter(items: Sequence[tuple[str, str | Path, str | Path]], setting
         optim.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         scaler.load_state_dict(state["scaler"])
-        _set_rng_state(state["rng"], device)
         start = int(state["iteration"])
-        log(f"[{STAGE}] resuming from {ckpt_path}: starting at iteration {start + 1}/{iterations}")
-    reset_loss_csv(csv_path, start)
+        if lead:
+            send(f"[{STAGE}] resuming from {ckpt_path}: starting at iteration {start + 1}/{iterations}")
+    if lead:
+        reset_loss_csv(csv_path, start)
+    if log_every is not None:
+        progress = Progress(send, f"[{STAGE}] iteration", iterations, done=start, every=log_every, unit="iteration")
+        step = lambda detail: progress.advance(detail=detail)  # noqa: E731
+    else:
+        if lead:
+            send(("start", start))
+        step = lambda detail: send(("step", detail))  # noqa: E731
 
-    loader = DataLoader(dataset, batch_size=batch_size, sampler=IterationSampler(start, iterations, batch_size),
-                        num_workers=num_workers, pin_memory=device.type == "cuda",
+    loader = DataLoader(distributed.traced_dataset(dataset, rank), batch_size=len(slots),
+                        sampler=IterationSampler(start, iterations, batch_size, slots),
+                        num_workers=job.num_workers, pin_memory=device.type == "cuda",
                         generator=torch.Generator().manual_seed(0))  # keeps the global RNG untouched
-    bar = tqdm(loader, desc=STAGE, initial=start, total=iterations, mininterval=2)
-    progress = Progress(log, f"[{STAGE}] iteration", iterations, done=start, every=log_every, unit="iteration")
-    with open(csv_path, "a", newline="") as csv_fh:
-        writer = csv.writer(csv_fh)
+    bar = tqdm(loader, desc=STAGE, initial=start, total=iterations, mininterval=2, disable=not lead)
+    csv_fh = open(csv_path, "a", newline="") if lead else nullcontext()
+    with csv_fh:
+        writer = csv.writer(csv_fh) if lead else None
         for it, (images, labels) in enumerate(bar, start=start):
-            lr = optim.param_groups[1]["lr"]
-            valid = max(int((labels != IGNORE).sum()), 1)
+            lr = head_lr(optim)
             optim.zero_grad(set_to_none=False)
-            loss_value = 0.0
-            try:
-                for s in range(0, batch_size, micro):
-                    x = images[s:s + micro].to(device, non_blocking=True)
-                    y = labels[s:s + micro].to(device, non_blocking=True)
-                    with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_on):
-                        logits = model(x)["out"]
-                    loss = F.cross_entropy(logits.float(), y, ignore_index=IGNORE, reduction="sum") / valid
-                    scaler.scale(loss).backward()
-                    loss_value += float(loss.detach())
-            except torch.cuda.OutOfMemoryError as exc:
-                raise RuntimeError(f"[{STAGE}] CUDA out of memory at iteration {it + 1} with micro-batch {micro}: "
-                                   f"lower micro_batch (same schedule, less memory)") from exc
+            loss_value = _accumulate(model, images, labels, job.micro, slots.start, seed, it, device,
+                                     (amp_on, amp_dtype, scaler))
+            if size > 1:
+                distributed.all_reduce_grads(model)
+                loss_value = distributed.all_reduce_values({"loss": loss_value}, device)["loss"]
+            scaler.unscale_(optim)
+            clip_gradients(model, settings["grad_clip"])
             scaler.step(optim)
             scaler.update()
             sched.step()
+            if size > 1:
+                distributed.average_batchnorm_stats(model)
             done = it + 1
+            distributed.trace_step(model, rank, done)
+            if not lead:
+                continue
             writer.writerow(loss_row(done, loss_value, lr))
             csv_fh.flush()
-            if done % checkpoint_every == 0 or done == iterations:
+            if done % job.checkpoint_every == 0 or done == iterations:
                 _save(ckpt_path, {"model": model.state_dict(), "optimizer": optim.state_dict(),
                                   "scheduler": sched.state_dict(), "scaler": scaler.state_dict(),
-                                  "rng": _rng_state(device), "iteration": done, "fingerprint": fingerprint})
+                                  "iteration": done, "fingerprint": fingerprint})
             bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{lr:.2e}")
-            progress.advance(detail=f"loss {loss_value:.6f} lr {lr:.3e}")
+            step(f"loss {loss_value:.6f} lr {lr:.3e}")
             hooks.maybe_stall(STAGE, done)
     bar.close()
-    save_segmenter(out_path, model, settings["arch"], num_classes, settings)
-    atomic_write_bytes(out_path.parent / "loss.csv", csv_path.read_bytes())
-    log(f"[{STAGE}] wrote {out_path}")
-    return out_path
+    if lead:
+        save_segmenter(job.out_path, model, settings["arch"], job.num_classes, settings)
+        atomic_write_bytes(job.out_path.parent / "loss.csv", csv_path.read_bytes())
+
+
+def _accumulate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, micro: int, first_slot: int,
+                seed: int, iteration: int, device: torch.device, precision: tuple) -> float:
+    """Backpropagate this process's share chunk by chunk; returns its part of the global batch loss.
+
+    The loss normalisers are this share's counts summed over all processes (one collective before any
+    forward pass), so each chunk's loss is already its share of the global batch loss. Each chunk's model
+    randomness is seeded from (seed, iteration, its first global slot).
+    """
+    amp_on, amp_dtype, scaler = precision
+    m2f = _is_mask2former(model)
+    chunks = [(s, images[s:s + micro], labels[s:s + micro]) for s in range(0, len(labels), micro)]
+    if m2f:
+        local: dict[str, float] = {}
+        for _, _, y in chunks:
+            for key, value in model.count_targets(y).items():
+                local[key] = local.get(key, 0.0) + float(value)
+    else:
+        local = {"valid": float((labels != IGNORE).sum())}
+    totals = distributed.all_reduce_values(local, device)
+    valid = max(totals.get("valid", 0.0), 1.0)
+    loss_value = 0.0
+    for s, x, y in chunks:
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        distributed.seed_chunk(seed, iteration, first_slot + s)
+        try:
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_on):
+                if m2f:
+                    loss = model.loss(x, y, totals)
+                else:
+                    logits = model(x)["out"]
+            if not m2f:
+                loss = F.cross_entropy(logits.float(), y, ignore_index=IGNORE, reduction="sum") / valid
+            scaler.scale(loss).backward()
+        except torch.cuda.OutOfMemoryError as exc:
+            raise RuntimeError(f"[{STAGE}] CUDA out of memory at iteration {iteration + 1} with micro-batch {micro}: "
+                               f"lower micro_batch (same schedule, less memory)") from exc
+        loss_value += float(loss.detach())
+    return loss_value

@@ -22,8 +22,6 @@ def single_thread():
     torch.set_num_threads(before)
 
 
-
-
 def make_synthetic(root: Path, n: int, size: tuple[int, int] = (40, 56), seed: int = 0) -> list[tuple]:
     """``n`` noisy images with a red (class 1) and a green (class 2) rectangle; void 255 on their border."""
     rng = np.random.default_rng(seed)
@@ -56,4 +54,12 @@ def tiny_settings() -> dict:
     return {"arch": "tiny", "pretrained_backbone": False, "crop": 48, "scale_range": [0.5, 2.0], "flip": True,
             "color_jitter": 0.2, "batch_size": 2, "iterations": 6, "lr": 0.01, "backbone_lr_mult": 0.1,
             "momentum": 0.9, "weight_decay": 1e-4, "poly_power": 0.9, "seed": 0,
-            "ms_scales": [0.5, 0.75, 1.0, 1.25, 1.5]}
+            "ms_scales": [0.5, 0.75, 1.0, 1.25, 1.5], "optimizer": "sgd", "grad_clip": None,
+            "mask2former": {"num_queries": 8, "class_weight": 2.0, "mask_weight": 5.0, "dice_weight": 5.0,
+                            "no_object_weight": 0.1, "train_points": 1024, "precision": "fp32"}}
+
+
+@pytest.fixture(scope="module")
+def twelve_items(tmp_path_factory) -> list[tuple]:
+    """Three epochs' worth of distinct items at batch 4 (one module's data-parallel runs share them)."""
+    return make_synthetic(tmp_path_factory.mktemp("items12"), 12, size=(32, 40))

@@ -31,7 +31,8 @@ def test_tiny_overfits_four_voc_images(voc_sample, tmp_path):
         items.append((image_id, tmp_path / f"{image_id}.png", tmp_path / f"{image_id}_gt.png"))
     settings = {"arch": "tiny", "pretrained_backbone": False, "crop": SIDE, "scale_range": [1.0, 1.0],
                 "flip": False, "color_jitter": 0.0, "batch_size": 4, "iterations": ITERATIONS, "lr": 0.1,
-                "backbone_lr_mult": 1.0, "momentum": 0.9, "weight_decay": 0.0, "poly_power": 0.9, "seed": 0}
+                "backbone_lr_mult": 1.0, "momentum": 0.9, "weight_decay": 0.0, "poly_power": 0.9, "seed": 0,
+                "optimizer": "sgd", "grad_clip": None, "mask2former": {"precision": "fp32"}}
     model_path = train_segmenter(items, settings, 21, tmp_path / "model.pt", tmp_path / "work", log=lambda s: None,
                                  checkpoint_every=ITERATIONS)
     model, _ = load_segmenter(model_path)
