@@ -112,9 +112,12 @@ lint: $(BIN)/fmwsss  ## snakemake --lint
 
 # The GPU suite's wheels (benchmarks/gpu_suite.sh): only what a CUDA PyTorch machine lacks, for its python
 # (cp312, manylinux x86_64). GPU_WHEEL_PKGS: the project's own dependencies the GPU image lacks (it has numpy,
-# h5py, opencv, pillow, pyyaml, regex, timm, torchvision): 4 pure-Python or abi3 wheels, ~2.4 MB. Add others
-# for a barer machine, e.g.
+# h5py, opencv, pillow, pyyaml, regex, timm, torchvision, so safetensors and huggingface_hub): 6 pure-Python or
+# abi3 wheels, ~20 MB with transformers and tokenizers (stage II's Mask2Former). Add others for a barer
+# machine, e.g.
 #   make gpu-wheels GPU_WHEEL_EXTRA="numpy==2.4.6 h5py==3.16.0 opencv-python-headless==5.0.0.93"
+# scipy (Mask2Former's Hungarian matcher; 35 MB, whether the image has it is not known): GPU_WHEEL_EXTRA=
+# "scipy==1.17.1" if the suite's mask2former row says it is missing (the carry to the machine holds 64 MiB).
 # Snakemake (the machine has no venv): this venv's version (within pyproject.toml's range) with its whole
 # dependency closure, resolved for that python in $(GPU_CLOSURE), minus GPU_IMAGE_HAS (the closure's
 # distributions the image has, from the device machine's package list read 2026-11-17) and GPU_WHEEL_SKIP (pulp:
@@ -124,7 +127,8 @@ lint: $(BIN)/fmwsss  ## snakemake --lint
 # (benchmarks/gpu_wheels.py): it installs, every requirement is met, `python -S -m snakemake` runs a workflow.
 GPU_WHEELS ?= benchmarks/wheels
 GPU_PYTHON_VERSION ?= 3.12
-GPU_WHEEL_PKGS ?= segment-anything==1.0 open_clip_torch==3.3.0 ftfy==6.3.1 wcwidth==0.9.4
+GPU_WHEEL_PKGS ?= segment-anything==1.0 open_clip_torch==3.3.0 ftfy==6.3.1 wcwidth==0.9.4 transformers==5.25.0 \
+	tokenizers==0.23.3
 GPU_WHEEL_EXTRA ?=
 GPU_SNAKEMAKE = snakemake==$(shell $(BIN)/python -c 'import importlib.metadata as m; print(m.version("snakemake"))')
 GPU_SDIST_ONLY ?= connection_pool==0.0.3

@@ -540,7 +540,7 @@ def deeplab_train(smk: Any) -> None:
             items, segmenter, ds.dataset.num_classes + 1, out, smk.params.partial,
             device=devices[0], log=log, micro_batch=runtime["micro_batch"],
             checkpoint_every=runtime["checkpoint_every"], num_workers=runtime["num_workers"],
-            processes=len(devices), devices=devices, backbone_path=backbone, threads=smk.threads,
+            processes=len(devices), devices=devices, backbone_path=backbone,
         )
         timing.write(out.parent, "deeplab_train", timing.WHOLE_SET_JOB, "iteration", devices[0], smk.threads, log)
         write_spec(out.parent, smk.wildcards.key, smk.params.spec, smk.wildcards.dataset)
