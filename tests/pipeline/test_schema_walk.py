@@ -400,7 +400,13 @@ def _table() -> dict[str, tuple[Callable, Any, dict]]:
         "batch_size": (probe_segmenter, 4), "iterations": (probe_segmenter, 3),
         "poly_power": (probe_segmenter, 5.0), "seed": (probe_segmenter, 7),
     }
+    seg.update({"optimizer": (probe_segmenter_optim, "adamw"), "grad_clip": (probe_segmenter, 1e-6)})
     t.update({f"segmenter.{k}": (probe, v, {}) for k, (probe, v) in seg.items()})
+    m2f = {"segmenter.arch": "tiny_mask2former", "segmenter.pretrained_backbone": False, "segmenter.crop": 32,
+           "segmenter.optimizer": "adamw", "segmenter.lr": 1e-3}
+    t.update({f"segmenter.mask2former.{k}": (probe_segmenter, v, m2f) for k, v in {
+        "num_queries": 4, "class_weight": 0.5, "mask_weight": 0.5, "dice_weight": 0.5, "no_object_weight": 0.5,
+        "train_points": 64, "precision": "bf16"}.items()})
     return t
 
 
