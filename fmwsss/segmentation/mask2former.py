@@ -92,6 +92,9 @@ class SemanticMask2Former(nn.Module):
         super().__init__()
         self.net = Mask2FormerForUniversalSegmentation(config)
         self.net.criterion = _GlobalNormLoss(config, self.net.weight_dict)
+        # SwinModel's final LayerNorm, which SwinBackbone never applies (each stage has its own output norm):
+        # frozen, so every trainable parameter gets a gradient (DDP needs no find_unused_parameters).
+        self.backbone.swin.layernorm.requires_grad_(False)
         self.num_queries = config.num_queries
         self.no_object_weight = config.no_object_weight
 
