@@ -137,7 +137,10 @@ def _num_labels(path: Path) -> int:
             with safe_open(str(path), framework="pt") as f:
                 shape = f.get_slice("classifier.weight").get_shape() if "classifier.weight" in f.keys() else None
         else:
-            state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+            try:  # mmap: only the classifier's shape is read, not 0.8 GB
+                state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+            except RuntimeError:  # a legacy (non-zip) torch file cannot be mapped
+                state = torch.load(path, map_location="cpu", weights_only=True)
             shape = state["classifier.weight"].shape if isinstance(state, dict) and "classifier.weight" in state else None
     except Exception as exc:  # torch.load raises many types (UnpicklingError, RuntimeError, EOFError, ...)
         raise SwinCheckpointError(f"{path}: not a readable Swin checkpoint ({type(exc).__name__}: {exc})") from exc
