@@ -12,6 +12,8 @@ Rows, measured in this process and printed as soon as they are measured:
 - Batched Softmax-Grad-CAM on ``ViT-B-16-quickgelu`` shapes (random weights): images/s, against one backward
   per positive class measured in the same run.
 - DeepLabV3-ResNet101 training iterations/s at 512 x 512, batch 16, AMP (bf16 where supported).
+- Mask2Former Swin-L training iterations/s at 512 x 512, batch 4 (the VOC recipe's loss, clip and AdamW;
+  ``benchmarks/bench_mask2former.py``), fp32 then bf16 autocast on the same model, peak memory of each.
 - The multi-GPU slot check, where more than one GPU is visible.
 - SAM post-processing at a real load (``sam load``): the ``vit_h``-shaped stand-in of
   ``benchmarks/sam_standin.py``, whose masks are colour blobs of the image, so thousands of candidates an
@@ -60,7 +62,7 @@ VOC_SAMPLE = ROOT / "samples" / "voc_sample"
 #: Each part's time limit on one H100 (seconds): about twice what it should take (an estimate: no GPU was lent
 #: while the workflow parts were written), the rehearsal as the Makefile sizes it. The suite's budget
 #: (--budget; gpu_suite.sh's GPU_SUITE_TIMEOUT, 480 s) caps them all together.
-LIMITS = {"sam": 120, "gradcam": 45, "deeplab": 60, "multi-gpu slots": 30, "sam load": 120, "workflow data": 60,
+LIMITS = {"sam": 120, "gradcam": 45, "deeplab": 60, "mask2former": 90, "multi-gpu slots": 30, "sam load": 120, "workflow data": 60,
           "demo run": 180, "seed check": 30, "rehearsal": 300, "cost voc": 45, "cost coco": 45}
 #: Every part's limit under --smoke, on a shared CPU: only a guard against a hang.
 SMOKE_LIMIT = 300.0
@@ -81,6 +83,10 @@ class Sizes:
     deeplab_batch: int
     deeplab_size: int
     deeplab_iters: int
+    m2f: str  # Mask2Former arch (benchmarks/bench_mask2former.py)
+    m2f_batch: int
+    m2f_size: int
+    m2f_steps: int  # timed steps per precision, after one warm-up
     load_encoder: str  # the stand-in's image encoder (benchmarks/sam_standin.py)
     load_images: int  # VOC sample images (native size unless load_side)
     load_side: int | None  # long side the images are shrunk to
@@ -89,8 +95,9 @@ class Sizes:
 
 
 FULL = Sizes("vit_h", (375, 500), 2, 32, 1, "ViT-B-16-quickgelu", 16, 224, 5, "deeplabv3_resnet101", 16, 512, 10,
-             "vit_h", 2, None, (50, 150), True)
-SMOKE = Sizes("tiny", (64, 96), 1, 4, 0, "tiny", 2, 32, 1, "tiny", 2, 32, 1, "small", 1, 128, None, False)
+             "mask2former_swin_large", 4, 512, 4, "vit_h", 2, None, (50, 150), True)
+SMOKE = Sizes("tiny", (64, 96), 1, 4, 0, "tiny", 2, 32, 1, "tiny", 2, 32, 1, "tiny_mask2former", 2, 64, 1, "small", 1,
+              128, None, False)
 
 
 def emit(row: str, text: str) -> None:
@@ -248,6 +255,20 @@ def deeplab_row(sizes: Sizes, device: torch.device) -> None:
     peak = f"peak {torch.cuda.max_memory_allocated(device) / GIB:.1f} GiB" if device.type == "cuda" else ""
     emit("deeplab train", f"{rate:8.2f} it/s  ({sizes.deeplab}, batch {sizes.deeplab_batch}, "
                           f"{sizes.deeplab_size}^2, AMP {dtype if amp else 'off'})  {peak}".rstrip())
+
+
+def mask2former_row(sizes: Sizes, device: torch.device) -> None:
+    from bench_mask2former import measure
+
+    params, (fp32, bf16) = measure(sizes.m2f, sizes.m2f_batch, sizes.m2f_size, sizes.m2f_steps, device)
+
+    def peak(rate) -> str:  # a CPU (smoke) has only the process's peak RSS: not this row's
+        return f"  peak {rate.peak_bytes / GIB:.1f} GiB" if device.type == "cuda" else ""
+
+    emit("mask2former fp32", f"{fp32.it_per_s:8.3f} it/s  ({sizes.m2f}, {params:,} parameters, batch "
+                             f"{sizes.m2f_batch}, {sizes.m2f_size}^2){peak(fp32)}")
+    emit("mask2former bf16 autocast", f"{bf16.it_per_s:8.3f} it/s  x{bf16.it_per_s / fp32.it_per_s:.2f} vs fp32"
+                                      f"{peak(bf16)}")
 
 
 def slots_row() -> None:
@@ -426,6 +447,7 @@ def main() -> int:
         row_part("sam", lambda tmp: sam_rows(sizes, device, tmp), skip),
         row_part("gradcam", lambda tmp: gradcam_row(sizes, device, tmp), skip),
         row_part("deeplab", lambda tmp: deeplab_row(sizes, device), skip),
+        row_part("mask2former", lambda tmp: mask2former_row(sizes, device), skip),
         row_part("multi-gpu slots", lambda tmp: slots_row(), skip),
         row_part("sam load", lambda tmp: sam_load_row(sizes, device), skip),
         *workflow_parts(flow, skip),

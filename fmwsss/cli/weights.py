@@ -44,7 +44,9 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                     "never verified or changed since (run `fmwsss weights verify NAME`); `mismatch` for a size "
                     "other than the registry's or a sidecar recording other bytes; `missing`. SIZE is the "
                     "registry's declared size, `unknown` where it declares none; `tiny` and `random` mark the "
-                    "random-weight test models made locally (`make-tiny`, `make-random`).",
+                    "random-weight test models made locally (`make-tiny`, `make-random`); `digest unpinned` a "
+                    "real checkpoint whose sha256 the registry does not declare yet (its first fetch or "
+                    "verify records the digest later checks insist on).",
     )
     p.add_argument("--dir", type=Path, default=None, help=_DIR_HELP)
     p.set_defaults(func=_cmd_list)
@@ -72,7 +74,8 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="re-hash even when the sidecar says the file is unchanged (seconds per GB)")
     p.set_defaults(func=_cmd_verify)
 
-    p = sub.add_parser("make-tiny", help="create the tiny random-weight CLIP and SAM used by tests and the demo")
+    p = sub.add_parser("make-tiny",
+                       help="create the tiny random-weight CLIP, SAM and Swin used by tests and the demo")
     p.add_argument("--dir", type=Path, default=None, help=_DIR_HELP)
     p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same weights")
     p.set_defaults(func=_cmd_make_tiny)
@@ -123,7 +126,8 @@ def _cmd_list(args: argparse.Namespace) -> int:
     rows = [("NAME", "KIND", "ARCH", "SIZE", "LOCAL")]
     for name in list_weights():
         spec = WEIGHTS[name]
-        size = "tiny" if spec.tiny else "random" if spec.made_locally else _human(spec.size)
+        size = ("tiny" if spec.tiny else "random" if spec.made_locally else
+                f"{_human(spec.size)} (digest unpinned)" if spec.sha256 is None else _human(spec.size))
         rows.append((name, spec.kind, spec.arch, size, weight_status(name, args.dir)))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
@@ -156,16 +160,20 @@ def _cmd_verify(args: argparse.Namespace) -> int:
             print(f"error: {err}", file=sys.stderr)
             status = 1
             continue
-        made = " (test model: as recorded when made)" if spec.made_locally else ""
+        made = (" (test model: as recorded when made)" if spec.made_locally else
+                " (as recorded by its first fetch/verify: the registry declares no sha256)" if spec.sha256 is None
+                else "")
         print(f"OK  {name}  {path}  sha256 {digest}{made}")
     return status
 
 
 def _cmd_make_tiny(args: argparse.Namespace) -> int:
     from fmwsss.models.clip import create_tiny_clip
+    from fmwsss.models.swin import create_tiny_swin
     from fmwsss.models.tiny_sam import create_tiny_sam
 
-    for name, create in (("tiny_sam", create_tiny_sam), ("tiny_clip", create_tiny_clip)):
+    for name, create in (("tiny_sam", create_tiny_sam), ("tiny_clip", create_tiny_clip),
+                         ("tiny_swin", create_tiny_swin)):
         path = local_path(name, args.dir)
         path.parent.mkdir(parents=True, exist_ok=True)
         create(path, args.seed)

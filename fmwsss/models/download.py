@@ -6,6 +6,10 @@ read or a wrong file never leaves anything at the destination. There are no retr
 
 The source URL is, in order: the ``url`` argument, ``$FMWSSS_WEIGHTS_MIRROR`` + the registry filename
 (an institute mirror or a local ``http.server``), the registry URL.
+
+A checkpoint the registry declares no sha256 for (``pin_on_first_fetch``) is checked against the digest its
+first fetch recorded in the sidecar; the first fetch itself records what it got, with a warning asking to
+declare it (``fmwsss.models.weights`` module docstring).
 """
 from __future__ import annotations
 
@@ -22,10 +26,12 @@ from fmwsss.models.weights import (
     MissingWeightsError,
     WeightsIntegrityError,
     WeightSpec,
+    expected_digest,
     fetch_command,
     get_weight,
     local_path,
     missing_message,
+    pin_message,
     verify_local,
     write_sidecar,
 )
@@ -83,6 +89,7 @@ def fetch_weight(
         except WeightsIntegrityError as err:
             log.warning("re-downloading: %s", err)
     src = source_url(spec, url)
+    expected = expected_digest(dest, spec)  # None only for a first fetch of a digest the registry lacks
     try:
         response = urllib.request.urlopen(src, timeout=_TIMEOUT_S)
     except urllib.error.HTTPError as err:
@@ -90,8 +97,10 @@ def fetch_weight(
     except (urllib.error.URLError, OSError) as err:
         raise _unreachable(spec, dest, f"could not download {src}: {getattr(err, 'reason', err)}") from err
     with response, atomic_path(dest) as tmp:
-        _stream(response, tmp, spec, src, progress)
-    write_sidecar(dest, spec.sha256)
+        actual = _stream(response, tmp, spec, src, progress, expected)
+    write_sidecar(dest, actual)
+    if expected is None:
+        log.warning(pin_message(spec, dest, actual))
     return dest
 
 
@@ -102,8 +111,10 @@ def _unreachable(spec: WeightSpec, dest: Path, reason: str) -> DownloadError:
     )
 
 
-def _stream(response: http.client.HTTPResponse, tmp: Path, spec: WeightSpec, src: str, progress: bool) -> None:
-    """Copy ``response`` into ``tmp`` while hashing; raise on a short read, wrong size or wrong sha256."""
+def _stream(response: http.client.HTTPResponse, tmp: Path, spec: WeightSpec, src: str, progress: bool,
+            expected_sha256: str | None) -> str:
+    """Copy ``response`` into ``tmp`` while hashing; raise on a short read, wrong size or a sha256 other than
+    ``expected_sha256`` (None: any, for a first fetch that pins it). Returns the sha256."""
     from tqdm import tqdm  # only needed when bytes actually move
 
     header = response.headers.get("Content-Length")
@@ -133,5 +144,7 @@ def _stream(response: http.client.HTTPResponse, tmp: Path, spec: WeightSpec, src
         if expected is not None and received != expected:
             raise WeightsIntegrityError(f"truncated download from {src}: got {received} bytes, expected {expected}")
     actual = digest.hexdigest()
-    if actual != spec.sha256:
-        raise WeightsIntegrityError(f"sha256 mismatch for {src}: got {actual}, expected {spec.sha256}")
+    if expected_sha256 is not None and actual != expected_sha256:
+        pinned = " (recorded by its first fetch: the registry declares none)" if spec.sha256 is None else ""
+        raise WeightsIntegrityError(f"sha256 mismatch for {src}: got {actual}, expected {expected_sha256}{pinned}")
+    return actual

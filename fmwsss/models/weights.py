@@ -22,10 +22,18 @@ reference their bytes are checked against. Two sizes, two check rules:
   2.5 GB SAM ViT-H, for a rehearsal that measures real cost and memory) follow the real-checkpoint rule:
   ``fmwsss weights verify`` (or the workflow's verify rule) hashes once against the creation record and
   jobs then trust size and mtime.
+
+A real checkpoint whose sha256 the registry does not declare yet (``pin_on_first_fetch=True``: its digest
+could not be read from a trusted listing when it was added) is pinned by its first fetch or verify: that
+hashes the file, records the digest in the sidecar and logs a warning asking to declare it in the registry;
+every later check compares against that record, as for a locally made model. This trusts whatever bytes
+the first fetch got; its stage-key identity is the URL (:func:`weight_identity`), so two machines that pinned
+different bytes share keys: declare the digest as soon as it is known.
 """
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +56,8 @@ WEIGHTS_DIR_ENV = "FMWSSS_WEIGHTS_DIR"
 DEFAULT_WEIGHTS_DIR = Path("resources/weights")
 SIDECAR_SUFFIX = ".sha256"
 
+log = logging.getLogger(__name__)
+
 
 class MissingWeightsError(FileNotFoundError):
     """A checkpoint is not on disk (or could not be fetched); the message says how to get it."""
@@ -62,13 +72,15 @@ class WeightSpec:
     """One checkpoint: where it comes from, what its bytes must hash to, and its local file name.
 
     ``arch`` is the builder's name for the architecture (open_clip model name, segment-anything registry
-    key). ``size`` is in bytes; ``None`` means not declared, and only the sha256 is checked. ``url=None``
-    marks a random-weight test model made locally (:attr:`made_locally`); ``tiny`` one of those small enough
-    (MBs) to hash on every check, made by ``make-tiny`` (module docstring).
+    key, ``fmwsss.models.swin.SWIN_ARCHS`` key). ``size`` is in bytes; ``None`` means not declared, and only
+    the sha256 is checked. ``url=None`` marks a random-weight test model made locally (:attr:`made_locally`);
+    ``tiny`` one of those small enough (MBs) to hash on every check, made by ``make-tiny``;
+    ``pin_on_first_fetch`` a real checkpoint with ``sha256=None`` whose first fetch or verify records the
+    digest later checks insist on (module docstring).
     """
 
     name: str
-    kind: str  # "clip" | "sam"
+    kind: str  # "clip" | "sam" | "swin"
     arch: str
     url: str | None
     sha256: str | None
@@ -76,12 +88,17 @@ class WeightSpec:
     filename: str
     tiny: bool = False
     description: str = ""
+    pin_on_first_fetch: bool = False
 
     def __post_init__(self) -> None:
         if self.made_locally and self.sha256 is not None:
             raise ValueError(f"{self.name}: a locally made model has no registry digest (its creation record is)")
-        if not self.made_locally and self.sha256 is None:
-            raise ValueError(f"{self.name}: real weights must declare a sha256")
+        if self.pin_on_first_fetch and (self.made_locally or self.sha256 is not None):
+            raise ValueError(f"{self.name}: pin_on_first_fetch is for a real checkpoint whose sha256 is not "
+                             "declared (url set, sha256 None)")
+        if not self.made_locally and self.sha256 is None and not self.pin_on_first_fetch:
+            raise ValueError(f"{self.name}: real weights must declare a sha256 (or, until it is known, "
+                             "set pin_on_first_fetch)")
         if self.tiny and not self.made_locally:
             raise ValueError(f"{self.name}: tiny models are made locally (url None)")
 
@@ -90,8 +107,15 @@ class WeightSpec:
         """A random-weight test model created on this machine (no URL, no registry digest)."""
         return self.url is None
 
+    @property
+    def recorded_digest(self) -> bool:
+        """Checked against the digest its sidecar recorded (at creation, or at the first fetch/verify of a
+        checkpoint the registry declares no sha256 for), not against a registry digest."""
+        return self.made_locally or self.sha256 is None
+
 
 _SAM_BASE = "https://dl.fbaipublicfiles.com/segment_anything"
+_HF_BASE = "https://huggingface.co"
 
 WEIGHTS: dict[str, WeightSpec] = {
     spec.name: spec
@@ -138,6 +162,17 @@ WEIGHTS: dict[str, WeightSpec] = {
             description="Segment Anything ViT-B (91M parameters), cheapest real SAM",
         ),
         WeightSpec(
+            name="swin_large_in22k",
+            kind="swin",
+            arch="swin_large_patch4_window12_384",
+            url=f"{_HF_BASE}/microsoft/swin-large-patch4-window12-384-in22k/resolve/main/pytorch_model.bin",
+            sha256=None,  # not known here (no trusted listing was reachable): pinned by the first fetch
+            size=None,
+            filename="swin_large_patch4_window12_384_in22k.bin",
+            description="Swin-L ImageNet-22k classifier (197M parameters; hub layout), Mask2Former's backbone",
+            pin_on_first_fetch=True,
+        ),
+        WeightSpec(
             name="tiny_clip",
             kind="clip",
             arch="tiny",
@@ -158,6 +193,17 @@ WEIGHTS: dict[str, WeightSpec] = {
             filename="tiny_sam.pth",
             tiny=True,
             description="tiny random-weight SAM in segment-anything's file format (tests/demo only)",
+        ),
+        WeightSpec(
+            name="tiny_swin",
+            kind="swin",
+            arch="tiny",
+            url=None,
+            sha256=None,
+            size=None,
+            filename="tiny_swin.pth",
+            tiny=True,
+            description="tiny random-weight Swin classifier in the hub's file layout (tests/demo only)",
         ),
         WeightSpec(
             name="random_clip_vit_b16",
@@ -210,7 +256,7 @@ def get_weight(name: str) -> WeightSpec:
 
 
 def list_weights(kind: str | None = None) -> list[str]:
-    """Registered weight names (optionally only ``kind`` "clip" or "sam"), sorted."""
+    """Registered weight names (optionally only ``kind`` "clip", "sam" or "swin"), sorted."""
     return sorted(n for n, s in WEIGHTS.items() if kind is None or s.kind == kind)
 
 
@@ -226,14 +272,15 @@ def local_path(name: str, root: str | os.PathLike | None = None) -> Path:
 
 def weight_identity(name: str) -> str:
     """Cheap identity for stage keys, never read from a file: the declared sha256 of real weights,
-    ``tiny-v<TINY_VERSION>`` for a tiny model, ``random-v<RANDOM_VERSION>-<name>`` for a full-size random one
-    (made with :data:`RANDOM_SEED`, deterministic in it)."""
+    ``url:<URL>`` for real weights whose digest the registry does not declare yet (pinned per machine by the
+    first fetch), ``tiny-v<TINY_VERSION>`` for a tiny model, ``random-v<RANDOM_VERSION>-<name>`` for a
+    full-size random one (made with :data:`RANDOM_SEED`, deterministic in it)."""
     spec = get_weight(name)
     if spec.tiny:
         return f"tiny-v{TINY_VERSION}"
     if spec.made_locally:
         return f"random-v{RANDOM_VERSION}-{name}"
-    return spec.sha256
+    return spec.sha256 if spec.sha256 is not None else f"url:{spec.url}"
 
 
 def sidecar_path(path: Path) -> Path:
@@ -269,8 +316,9 @@ def _sidecar_digest(path: Path, st: os.stat_result) -> str | None:
 
 def expected_digest(path: Path, spec: WeightSpec) -> str | None:
     """The sha256 ``path`` must have: the registry's, or for a locally made model the one recorded when it was
-    made."""
-    if not spec.made_locally:
+    made, or for a checkpoint the registry declares no digest for the one its first fetch/verify recorded
+    (None before that)."""
+    if not spec.recorded_digest:
         return spec.sha256
     record = _read_sidecar(path)
     return record["sha256"] if record else None
@@ -279,12 +327,23 @@ def expected_digest(path: Path, spec: WeightSpec) -> str | None:
 def mismatch_message(path: Path, spec: WeightSpec, expected: str | None, found: str, what: str = "") -> str:
     """The error for wrong bytes: file, expected and found sha256, and the command that gets the right file."""
     head = f"{path}: wrong bytes for {spec.name}" + (f" ({what})" if what else "")
+    if spec.pin_on_first_fetch:
+        head += (f"\n  (the registry declares no sha256 for {spec.name}: the expected one is what its first fetch "
+                 f"or verify recorded in {sidecar_path(path).name}; delete that file only if the upstream file "
+                 "really changed)")
     return "\n".join((
         head,
         f"  expected sha256 {expected or 'unknown (no record of this test model made here: recreate it)'}",
         f"  found    sha256 {found}",
         f"  get the right file: {fetch_command(spec, path.absolute().parent)}",
     ))
+
+
+def pin_message(spec: WeightSpec, path: Path, digest: str) -> str:
+    """The warning of a first fetch/verify that pinned a digest the registry does not declare."""
+    return (f"{spec.name}: the registry declares no sha256 for {spec.url}; pinned {path} on first use as "
+            f"sha256 {digest} (recorded in {sidecar_path(path).name}; later checks insist on it). Confirm it "
+            f"against a trusted source and add sha256=\"{digest}\" to its entry in fmwsss/models/weights.py.")
 
 
 def record_creation(path: str | os.PathLike, digest: str | None = None) -> str:
@@ -301,8 +360,10 @@ def verify_local(path: str | os.PathLike, spec: WeightSpec, force: bool = False)
 
     The size is checked first, then the full hash runs unless a sidecar describes the file as it is now (or
     ``force``); a match is recorded in the sidecar. A locally made model is checked against the digest
-    recorded when it was made. Raises WeightsIntegrityError on any mismatch (the message names file, expected and found
-    sha256 and the command that gets the right file); hashing there is the error path only.
+    recorded when it was made. A checkpoint the registry declares no digest for is pinned by its first check
+    (the digest recorded, a warning logged) and checked against that record after. Raises
+    WeightsIntegrityError on any mismatch (the message names file, expected and found sha256 and the command
+    that gets the right file); hashing there is the error path only.
     """
     path = Path(path)
     expected = expected_digest(path, spec)
@@ -313,6 +374,10 @@ def verify_local(path: str | os.PathLike, spec: WeightSpec, force: bool = False)
     if expected is not None and not force and _sidecar_digest(path, st) == expected:
         return expected
     actual = sha256_file(path)
+    if expected is None and spec.pin_on_first_fetch:
+        write_sidecar(path, actual)
+        log.warning(pin_message(spec, path, actual))
+        return actual
     if actual != expected:
         raise WeightsIntegrityError(mismatch_message(path, spec, expected, actual, "corrupt or another file"))
     write_sidecar(path, actual)
@@ -406,11 +471,13 @@ def missing_message(spec: WeightSpec, path: Path, reason: str = "") -> str:
     if spec.made_locally:
         command = fetch_command(spec, path.parent)
         return f"{head}. Random-weight test models are created locally, never downloaded: run `{command}`."
+    digest = (f"sha256 must be {spec.sha256}" if spec.sha256 is not None else
+              "sha256: not declared by the registry yet (the first fetch or verify records it)")
     lines = [
         f"{head}.",
         f"  download: {spec.url}",
         f"  put it at: {path}",
-        f"  sha256 must be {spec.sha256}" + (f" ({spec.size} bytes)" if spec.size is not None else ""),
+        f"  {digest}" + (f" ({spec.size} bytes)" if spec.size is not None else ""),
         f"  or run: {fetch_command(spec, path.parent)}",
     ]
     if path.parent == (Path.cwd() / DEFAULT_WEIGHTS_DIR).absolute():

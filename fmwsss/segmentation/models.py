@@ -1,9 +1,12 @@
-"""Stage II segmenters: torchvision's DeepLabV3 (ResNet-101/50, output stride 8) and a tiny test model.
+"""Stage II segmenters: torchvision's DeepLabV3 (ResNet-101/50, output stride 8), Mask2Former (Swin-L), tiny ones.
 
-The reference trains Mask2Former through an unpublished mmsegmentation fork (docs/method.md §11); torchvision's
-stock DeepLabV3 stands in for it. ImageNet backbone weights come only through torchvision's weight enums,
-read from torch's hub cache (``$TORCH_HOME/hub/checkpoints``) or ``weights_dir``; the ``tiny`` model is
-random-initialised, never pretrained, and exists for tests and the laptop demo.
+The reference trains Mask2Former through an unpublished mmsegmentation fork (docs/method.md §11); transformers'
+Mask2Former with the ImageNet-22k Swin-L backbone (:mod:`fmwsss.segmentation.mask2former`) is that model, and
+torchvision's stock DeepLabV3 the cheaper alternative. DeepLab's ImageNet backbone weights come only through
+torchvision's weight enums, read from torch's hub cache (``$TORCH_HOME/hub/checkpoints``) or ``weights_dir``;
+Mask2Former's Swin comes from the weight registry as a verified file (``backbone_path``). The ``tiny`` model
+is random-initialised, never pretrained; ``tiny_mask2former`` may load the tiny Swin test checkpoint. Both
+exist for tests and the laptop demo.
 """
 from __future__ import annotations
 
@@ -22,7 +25,11 @@ from torchvision.models.segmentation.deeplabv3 import ASPP
 from fmwsss.io import startup
 from fmwsss.io.atomic import atomic_write_bytes
 
-ARCHS = ("deeplabv3_resnet101", "deeplabv3_resnet50", "tiny")
+DEEPLAB_ARCHS = ("deeplabv3_resnet101", "deeplabv3_resnet50", "tiny")
+MASK2FORMER_ARCHS = ("mask2former_swin_large", "tiny_mask2former")
+"""Built by :mod:`fmwsss.segmentation.mask2former` (which re-exports this), imported only when one is built:
+transformers takes seconds to import."""
+ARCHS = DEEPLAB_ARCHS + MASK2FORMER_ARCHS
 
 BACKBONE_WEIGHTS: dict[str, WeightsEnum] = {
     "deeplabv3_resnet101": ResNet101_Weights.IMAGENET1K_V1,
@@ -88,15 +95,32 @@ def _tiny(num_classes: int) -> DeepLabV3:
 
 
 def build_segmenter(arch: str, num_classes: int, pretrained_backbone: bool,
-                    weights_dir: str | os.PathLike | None = None) -> DeepLabV3:
-    """DeepLabV3 with ``num_classes`` outputs (background included), no auxiliary head.
+                    weights_dir: str | os.PathLike | None = None, settings: dict | None = None,
+                    backbone_path: str | os.PathLike | None = None) -> nn.Module:
+    """A segmenter with ``num_classes`` outputs (background included); ``model(x)["out"]`` is its class map.
 
-    ``pretrained_backbone`` loads the torchvision ImageNet enum weights (``BACKBONE_WEIGHTS``) into the
-    backbone; the heads stay randomly initialised (seed torch first for a reproducible init). ``tiny`` refuses
-    ``pretrained_backbone=True``. Raises ``BackboneWeightsError`` offline without cached weights.
+    DeepLabV3 (no auxiliary head): ``pretrained_backbone`` loads the torchvision ImageNet enum weights
+    (``BACKBONE_WEIGHTS``) into the backbone; ``tiny`` refuses it. Raises ``BackboneWeightsError`` offline
+    without cached weights. Mask2Former: ``settings`` is the whole ``segmenter:`` section (its
+    ``mask2former`` dict is read); ``pretrained_backbone`` requires ``backbone_path``, the verified Swin file
+    (registry ``BACKBONE_WEIGHT[arch]``), and refuses one given without it. Heads stay randomly initialised
+    in every case (seed torch first for a reproducible init).
     """
     if arch not in ARCHS:
         raise ValueError(f"segmenter.arch: unknown architecture {arch!r}; choose one of {', '.join(ARCHS)}")
+    if arch in MASK2FORMER_ARCHS:
+        from fmwsss.segmentation.mask2former import BACKBONE_WEIGHT, build_mask2former
+
+        if pretrained_backbone and backbone_path is None:
+            raise ValueError(f"segmenter.arch {arch} with pretrained_backbone: true needs the verified "
+                             f"{BACKBONE_WEIGHT[arch]} checkpoint (backbone_path)")
+        if backbone_path is not None and not pretrained_backbone:
+            raise ValueError(f"segmenter.arch {arch}: a backbone checkpoint ({backbone_path}) was given but "
+                             "pretrained_backbone is false")
+        return build_mask2former(arch, num_classes, settings or {}, backbone_path)
+    if backbone_path is not None:
+        raise ValueError(f"segmenter.arch {arch}: backbone_path is for Mask2Former archs (DeepLab reads "
+                         "torchvision's weights)")
     if arch == "tiny":
         if pretrained_backbone:
             raise ValueError("segmenter.arch tiny is a random-init test model: set pretrained_backbone: false")
@@ -123,11 +147,13 @@ def save_segmenter(path: str | os.PathLike, model: nn.Module, arch: str, num_cla
 
 
 def load_segmenter(model_path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
-    """Rebuild a trained ``model.pt`` (eval mode, on ``device``); returns the model and the saved record."""
+    """Rebuild a trained ``model.pt`` (eval mode, on ``device``); returns the model and the saved record.
+    The saved settings rebuild the architecture; no backbone file is read (the trained weights overwrite it)."""
     path = Path(model_path)
     try:
         record = torch.load(path, map_location="cpu", weights_only=True)
-        model = build_segmenter(record["arch"], int(record["num_classes"]), pretrained_backbone=False)
+        model = build_segmenter(record["arch"], int(record["num_classes"]), pretrained_backbone=False,
+                                settings=record["settings"])
         model.load_state_dict(record["state_dict"])
     except Exception as exc:  # torch.load raises many types (UnpicklingError, struct.error, EOFError, ...)
         raise ValueError(f"{path}: not a segmenter model file ({type(exc).__name__}: {exc})") from exc

@@ -66,6 +66,11 @@ EXPECTED_ROWS = {
         r"ratio cold / warm CPU",
         r"VOC train_aug \(10582 images\)",
     ],
+    "bench_mask2former.py": [
+        r"^tiny_mask2former on cpu \(cpu\): [\d,]+ parameters; batch 2 x 64\^2, 1 timed steps per precision$",
+        r"^fp32 +[\d.]+ it/s +peak RSS \(process\) [\d.]+ GiB +loss [\d.]+$",
+        r"^bf16 autocast +[\d.]+ it/s +peak RSS \(process\) [\d.]+ GiB +loss [\d.]+ +x[\d.]+ vs fp32$",
+    ],
     "bench_sam_generator.py": [
         r"^model tiny on cpu, 1 images, 4x4 points, 0 crop layer\(s\), autocast none$",
         r"^stock SamAutomaticMaskGenerator +[\d.]+ images/s",
@@ -116,6 +121,8 @@ GPU_SUITE_ROWS = [
     r"^sam fast bf16 autocast +[\d.]+ images/s +[\d.]+ masks/image +x[\d.]+ vs stock",
     r"^gradcam batched +[\d.]+ images/s +x[\d.]+ vs one backward per class",
     r"^deeplab train +[\d.]+ it/s",
+    r"^mask2former fp32 +[\d.]+ it/s +\(tiny_mask2former, [\d,]+ parameters, batch 2, 64\^2\)",
+    r"^mask2former bf16 autocast +[\d.]+ it/s +x[\d.]+ vs fp32",
     r"^multi-gpu slots +\S",
     r"^sam load stock fp32 +[\d.]+ images/s +masks per image \[\d+\]$",
     r"^sam load fast fp32 +[\d.]+ images/s +masks per image \[\d+\] +x[\d.]+ vs stock +1/1 images with every mask "
@@ -132,7 +139,7 @@ GPU_SUITE_ROWS = [
         "seeds_fine", "deeplab_train", "deeplab_eval")),
 ]
 #: Every part of the suite, in its order; the smoke checks the shared demo run instead of running one.
-GPU_SUITE_PARTS = ["sam", "gradcam", "deeplab", "multi-gpu slots", "sam load", "workflow data", "demo run",
+GPU_SUITE_PARTS = ["sam", "gradcam", "deeplab", "mask2former", "multi-gpu slots", "sam load", "workflow data", "demo run",
                    "seed check", "rehearsal", "cost voc", "cost coco"]
 
 
@@ -165,7 +172,7 @@ def test_gpu_suite_smoke_runs_every_part_then_a_rerun_reprints_them(tmp_path, de
         assert any(re.search(row, line) for line in lines), f"no row /{row}/ in\n{result.stdout}"
     expected = {part: "ok" for part in GPU_SUITE_PARTS} | {"demo run": "not run"}
     assert summary_lines(result.stdout) == expected, result.stdout
-    assert lines[-1] == "== done: 10/11 parts ok, 0 failed or timed out", result.stdout
+    assert lines[-1] == "== done: 11/12 parts ok, 0 failed or timed out", result.stdout
 
     again = run_gpu_suite(tmp_path, smoke=True, demo_results=work / "results" / "demo")
     assert again.returncode == 0, f"the rerun exited {again.returncode}:\n{again.stdout}\n{again.stderr}"

@@ -174,3 +174,24 @@ def test_cli_fetch(tmp_path, server, spec, capsys):
     assert "HTTP 404" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         parser.parse_args(["weights", "fetch", "tiny_sam"])  # tiny models are not fetchable
+
+
+def test_unpinned_swin_is_pinned_by_its_first_fetch_and_refuses_changed_bytes(tmp_path, server, monkeypatch, caplog):
+    base = WEIGHTS["swin_large_in22k"]
+    route = "/microsoft/swin/pytorch_model.bin"
+    monkeypatch.setitem(WEIGHTS, base.name, dataclasses.replace(base, url=server.url(route)))
+    server.routes[route] = (PAYLOAD, "ok")
+    with caplog.at_level("WARNING"):
+        path = fetch_weight(base.name, tmp_path, progress=False)
+    digest = hashlib.sha256(PAYLOAD).hexdigest()
+    assert path == tmp_path / base.filename and path.read_bytes() == PAYLOAD
+    assert f'add sha256="{digest}"' in caplog.text  # the registry declares none: asked to add it
+    assert require_local(base.name, tmp_path) == path
+    server.routes[route] = (PAYLOAD[::-1], "ok")  # upstream (or a man in the middle) now serves other bytes
+    assert fetch_weight(base.name, tmp_path, progress=False) == path and len(server.requests) == 1  # pinned: kept
+    path.write_bytes(b"corrupt" + PAYLOAD[7:])  # the local copy breaks: re-fetched, and held to the first digest
+    with pytest.raises(WeightsIntegrityError) as info:
+        fetch_weight(base.name, tmp_path, progress=False)
+    assert digest in str(info.value) and hashlib.sha256(PAYLOAD[::-1]).hexdigest() in str(info.value)
+    assert len(server.requests) == 2
+    _only_file_is(tmp_path, {base.filename, base.filename + ".sha256"})  # nothing half-written left

@@ -72,12 +72,14 @@ def _count_hashes(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
 
 def test_registry_entries_are_consistent():
     assert {"clip_vit_b16_openai", "sam_vit_h", "sam_vit_l", "sam_vit_b", "tiny_clip", "tiny_sam",
-            "random_clip_vit_b16", "random_sam_vit_h"} <= set(WEIGHTS)
+            "random_clip_vit_b16", "random_sam_vit_h", "swin_large_in22k", "tiny_swin"} <= set(WEIGHTS)
     for name, spec in WEIGHTS.items():
         assert spec.name == name
-        assert spec.kind in ("clip", "sam")
+        assert spec.kind in ("clip", "sam", "swin")
         if spec.made_locally:
             assert spec.url is None and spec.sha256 is None
+        elif spec.pin_on_first_fetch:  # the hub's file name is generic: ours names the model
+            assert spec.sha256 is None and spec.url.startswith("https://") and spec.filename != "pytorch_model.bin"
         else:
             assert re.fullmatch(r"[0-9a-f]{64}", spec.sha256), name
             assert spec.url.startswith("https://") and spec.url.rsplit("/", 1)[1] == spec.filename
@@ -91,12 +93,19 @@ def test_registry_entries_are_consistent():
         spec = WEIGHTS[name]
         assert (spec.kind, spec.arch, spec.made_locally, spec.tiny) == (kind, arch, True, False)
     assert weights.random_model_names() == ["random_clip_vit_b16", "random_sam_vit_h"]
-    assert [n for n in WEIGHTS if WEIGHTS[n].tiny] == ["tiny_clip", "tiny_sam"]
+    assert [n for n in WEIGHTS if WEIGHTS[n].tiny] == ["tiny_clip", "tiny_sam", "tiny_swin"]
+    swin = WEIGHTS["swin_large_in22k"]  # the digest is not known here: pinned by the first fetch (never invented)
+    assert (swin.kind, swin.arch, swin.sha256, swin.pin_on_first_fetch) == (
+        "swin", "swin_large_patch4_window12_384", None, True)
+    assert swin.url == ("https://huggingface.co/microsoft/swin-large-patch4-window12-384-in22k/resolve/main/"
+                        "pytorch_model.bin")
+    assert (WEIGHTS["tiny_swin"].kind, WEIGHTS["tiny_swin"].arch) == ("swin", "tiny")
 
 
 def test_is_test_model_is_made_locally():
     assert [n for n in sorted(WEIGHTS) if weights.is_test_model(n)] == [
-        "random_clip_vit_b16", "random_sam_vit_h", "tiny_clip", "tiny_sam"]
+        "random_clip_vit_b16", "random_sam_vit_h", "tiny_clip", "tiny_sam", "tiny_swin"]
+    assert not weights.is_test_model("swin_large_in22k")  # real, only its digest is not declared yet
     assert not weights.is_test_model("sam_vit_h") and not weights.is_test_model("no_such_model")
 
 
@@ -108,6 +117,10 @@ def test_spec_refuses_inconsistent_kinds():
         dataclasses.replace(WEIGHTS["sam_vit_b"], tiny=True)
     with pytest.raises(ValueError, match="must declare a sha256"):
         dataclasses.replace(WEIGHTS["sam_vit_b"], sha256=None)
+    with pytest.raises(ValueError, match="pin_on_first_fetch is for"):
+        dataclasses.replace(WEIGHTS["sam_vit_b"], pin_on_first_fetch=True)  # it declares a digest
+    with pytest.raises(ValueError, match="pin_on_first_fetch is for"):
+        dataclasses.replace(WEIGHTS["tiny_sam"], pin_on_first_fetch=True)
 
 
 def test_specs_are_frozen():
@@ -130,6 +143,9 @@ def test_list_weights_filters_by_kind():
 def test_weight_identity_is_declared_digest_or_tiny_version():
     assert weight_identity("sam_vit_h") == "a7bf3b02f3ebf1267aba913ff637d9a2d5c33d3173bb679e46d9f338c26f262e"
     assert weight_identity("clip_vit_b16_openai") == WEIGHTS["clip_vit_b16_openai"].sha256
+    assert weight_identity("swin_large_in22k") == (  # no declared digest: the URL names it
+        "url:https://huggingface.co/microsoft/swin-large-patch4-window12-384-in22k/resolve/main/pytorch_model.bin")
+    assert weight_identity("tiny_swin") == f"tiny-v{TINY_VERSION}"
     assert weight_identity("tiny_sam") == weight_identity("tiny_clip") == f"tiny-v{TINY_VERSION}"
     assert weight_identity("random_sam_vit_h") == f"random-v{weights.RANDOM_VERSION}-random_sam_vit_h"
     assert weight_identity("random_clip_vit_b16") == f"random-v{weights.RANDOM_VERSION}-random_clip_vit_b16"
@@ -331,7 +347,7 @@ def test_cli_verify_force_rehashes(root, fake_sam_b, monkeypatch, capsys):
     assert len(calls) == 1
 
 
-def test_cli_make_tiny_calls_both_creators(tmp_path, monkeypatch, capsys):
+def test_cli_make_tiny_calls_every_creator(tmp_path, monkeypatch, capsys):
     made: list[tuple[str, Path, int]] = []
 
     def creator(kind: str):
@@ -345,10 +361,47 @@ def test_cli_make_tiny_calls_both_creators(tmp_path, monkeypatch, capsys):
                         types.SimpleNamespace(create_tiny_sam=creator("sam")))
     monkeypatch.setitem(sys.modules, "fmwsss.models.clip", types.SimpleNamespace(create_tiny_clip=creator("clip")))
     out = tmp_path / "tiny"
+    monkeypatch.setitem(sys.modules, "fmwsss.models.swin", types.SimpleNamespace(create_tiny_swin=creator("swin")))
     assert _run(["weights", "make-tiny", "--dir", str(out), "--seed", "7"]) == 0
-    assert sorted(made) == [("clip", out / "tiny_clip.pt", 7), ("sam", out / "tiny_sam.pth", 7)]
+    assert sorted(made) == [("clip", out / "tiny_clip.pt", 7), ("sam", out / "tiny_sam.pth", 7),
+                            ("swin", out / "tiny_swin.pth", 7)]
     assert require_local("tiny_sam", out) == out / "tiny_sam.pth"
     assert require_local("tiny_clip", out).read_bytes() == b"clip"
     record = json.loads((out / "tiny_clip.pt.sha256").read_text())
     assert record["sha256"] == hashlib.sha256(b"clip").hexdigest()  # recorded at creation
     assert weights.require_verified(out / "tiny_clip.pt") == out / "tiny_clip.pt"
+
+
+# --- a real checkpoint whose digest the registry does not declare yet -----------------------------
+
+
+def test_unpinned_checkpoint_is_pinned_by_its_first_verify_then_held_to_it(root, caplog, capsys):
+    spec = WEIGHTS["swin_large_in22k"]
+    path = _place(root, spec)
+    assert _run(["weights", "list"]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("swin_large_in22k"))
+    assert "digest unpinned" in row and row.endswith("unverified")
+    with pytest.raises(WeightsIntegrityError, match="never verified"):
+        weights.require_verified(path)
+    with caplog.at_level("WARNING", logger="fmwsss.models.weights"):
+        assert _run(["weights", "verify", "swin_large_in22k"]) == 0
+    digest = hashlib.sha256(PAYLOAD).hexdigest()
+    assert f"sha256 {digest}" in capsys.readouterr().out
+    assert f'add sha256="{digest}"' in caplog.text and "declares no sha256" in caplog.text
+    assert json.loads(weights.sidecar_path(path).read_text())["sha256"] == digest
+    assert weights.require_verified(path) == path and weights.weight_status("swin_large_in22k") == "present"
+    path.write_bytes(PAYLOAD[::-1])  # same size, other bytes: refused against the pinned record
+    with pytest.raises(WeightsIntegrityError) as info:
+        weights.require_verified(path)
+    assert digest in str(info.value) and hashlib.sha256(PAYLOAD[::-1]).hexdigest() in str(info.value)
+    assert _run(["weights", "verify", "swin_large_in22k"]) == 1
+    assert "declares no sha256" in capsys.readouterr().err
+    assert json.loads(weights.sidecar_path(path).read_text())["sha256"] == digest  # the pin is never moved
+
+
+def test_unpinned_checkpoint_missing_says_the_digest_is_not_declared(root):
+    with pytest.raises(MissingWeightsError) as info:
+        require_local("swin_large_in22k")
+    msg = str(info.value)
+    assert WEIGHTS["swin_large_in22k"].url in msg and "sha256: not declared by the registry yet" in msg
+    assert "None" not in msg

@@ -39,19 +39,26 @@ rule weights_verify:
         verify_weights_job(WEIGHT_BY_FILE[wildcards.filename], input[0], log[0])
 
 
+# The tiny Swin (Mask2Former's test backbone) is made here too, with plain torch (no transformers import).
 rule weights_tiny:
     localrule: True
     output:
         clip=f"{WEIGHTS_DIR}/{WEIGHTS['tiny_clip'].filename}",
         sam=f"{WEIGHTS_DIR}/{WEIGHTS['tiny_sam'].filename}",
+        swin=f"{WEIGHTS_DIR}/{WEIGHTS['tiny_swin'].filename}",
         clip_sidecar=f"{WEIGHTS_DIR}/{WEIGHTS['tiny_clip'].filename}{SIDECAR_SUFFIX}",
         sam_sidecar=f"{WEIGHTS_DIR}/{WEIGHTS['tiny_sam'].filename}{SIDECAR_SUFFIX}",
+        swin_sidecar=f"{WEIGHTS_DIR}/{WEIGHTS['tiny_swin'].filename}{SIDECAR_SUFFIX}",
     log:
         f"{WEIGHTS_DIR}/logs/tiny.log",
     params:
         seed=0,
     run:
+        from fmwsss.models.swin import create_tiny_swin
+        from fmwsss.models.weights import record_creation
+
         make_tiny_job(output.clip, output.sam, params.seed, log[0])
+        record_creation(create_tiny_swin(output.swin, seed=params.seed))
 
 
 # The file only: Snakemake touches it after the job, so the sidecar its creation wrote no longer describes
