@@ -154,5 +154,5 @@ gpu-wheels: $(BIN)/fmwsss  ## download the GPU suite's missing dependencies (Sna
 GPU_PYTHON ?= python3
 SMOKE ?= 0
 
-gpu-suite:  ## the one-shot GPU suite (<= 8 min on one GPU); SMOKE=1 GPU_PYTHON=.venv/bin/python for tiny sizes here
+gpu-suite:  ## the one-shot GPU suite (<= 9 min on one GPU); SMOKE=1 GPU_PYTHON=.venv/bin/python for tiny sizes here
 	PYTHON=$(GPU_PYTHON) SMOKE=$(SMOKE) benchmarks/gpu_suite.sh

@@ -61,7 +61,7 @@ ROOT = Path(__file__).resolve().parents[1]
 VOC_SAMPLE = ROOT / "samples" / "voc_sample"
 #: Each part's time limit on one H100 (seconds): about twice what it should take (an estimate: no GPU was lent
 #: while the workflow parts were written), the rehearsal as the Makefile sizes it. The suite's budget
-#: (--budget; gpu_suite.sh's GPU_SUITE_TIMEOUT, 480 s) caps them all together.
+#: (--budget; gpu_suite.sh's GPU_SUITE_TIMEOUT, 540 s) caps them all together.
 LIMITS = {"sam": 120, "gradcam": 45, "deeplab": 60, "mask2former": 90, "multi-gpu slots": 30, "sam load": 120, "workflow data": 60,
           "demo run": 180, "seed check": 30, "rehearsal": 300, "cost voc": 45, "cost coco": 45}
 #: Every part's limit under --smoke, on a shared CPU: only a guard against a hang.

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# One prepared GPU suite (at most ~8 minutes on one H100): the measured rows (SAM fast vs stock on vit_h-shaped
-# random weights, batched Grad-CAM, DeepLabV3-R101 training, the multi-GPU slot check, SAM post-processing at a
+# One prepared GPU suite (at most ~9 minutes on one H100): the measured rows (SAM fast vs stock on vit_h-shaped
+# random weights, batched Grad-CAM, DeepLabV3-R101 training, Mask2Former Swin-L training (fp32, bf16), the multi-GPU slot check, SAM post-processing at a
 # real load), then the workflow (the demo to its seeds and their check against the CPU run's digests, the
 # rehearsal with real-size random-weight models, `fmwsss cost voc/coco --gpus 8`). The rows and parts are
 # benchmarks/gpu_suite.py; each part has its own time limit, and a rerun (say after a time-out) reprints the
@@ -15,7 +15,7 @@
 # have is installed with `pip install --no-index --no-deps --target benchmarks/.gpu-deps` and put on
 # PYTHONPATH; fmwsss itself is used from this checkout, as `python -m fmwsss`, and Snakemake as
 # `python -m snakemake`. Knobs: PYTHON (default python3), GPU_WHEELS, GPU_DEPS_DIR, GPU_SUITE_STATE,
-# GPU_SUITE_TIMEOUT (seconds for all parts, default 480; 1200 with --smoke), GPU_SUITE_WORKDIR (the workflow's
+# GPU_SUITE_TIMEOUT (seconds for all parts, default 540; 1200 with --smoke), GPU_SUITE_WORKDIR (the workflow's
 # working folder, default this checkout), GPU_SUITE_CORES (default: all), DEMO_RESULTS (a finished
 # results/demo to check instead of running the demo; the smoke test passes its shared run).
 set -euo pipefail
@@ -25,7 +25,7 @@ WHEELS=${GPU_WHEELS:-benchmarks/wheels}
 DEPS=$(realpath -m "${GPU_DEPS_DIR:-benchmarks/.gpu-deps}")
 FLAGS=(--state "$(realpath -m "${GPU_SUITE_STATE:-benchmarks/.gpu-suite}")"
        --workdir "$(realpath -m "${GPU_SUITE_WORKDIR:-.}")" --cores "${GPU_SUITE_CORES:-$(nproc)}")
-BUDGET=480
+BUDGET=540
 if [[ "${1:-}" == "--smoke" || "${SMOKE:-0}" == "1" ]]; then
     FLAGS+=(--smoke)
     BUDGET=1200

@@ -25,10 +25,7 @@ from transformers import Mask2FormerConfig, Mask2FormerForUniversalSegmentation
 from transformers.models.mask2former.modeling_mask2former import Mask2FormerLoss
 
 from fmwsss.models.swin import load_swin_backbone, swin_config
-from fmwsss.segmentation.models import MASK2FORMER_ARCHS
-
-BACKBONE_WEIGHT = {"mask2former_swin_large": "swin_large_in22k", "tiny_mask2former": "tiny_swin"}
-"""Registry names of each architecture's backbone checkpoint."""
+from fmwsss.segmentation.archs import BACKBONE_WEIGHT, MASK2FORMER_ARCHS
 
 SWIN_ARCH = {"mask2former_swin_large": "swin_large_patch4_window12_384", "tiny_mask2former": "tiny"}
 """The Swin architecture (``fmwsss.models.swin.SWIN_ARCHS``) inside each Mask2Former."""

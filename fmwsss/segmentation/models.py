@@ -25,11 +25,10 @@ from torchvision.models.segmentation.deeplabv3 import ASPP
 from fmwsss.io import startup
 from fmwsss.io.atomic import atomic_write_bytes
 
-DEEPLAB_ARCHS = ("deeplabv3_resnet101", "deeplabv3_resnet50", "tiny")
-MASK2FORMER_ARCHS = ("mask2former_swin_large", "tiny_mask2former")
-"""Built by :mod:`fmwsss.segmentation.mask2former` (which re-exports this), imported only when one is built:
-transformers takes seconds to import."""
-ARCHS = DEEPLAB_ARCHS + MASK2FORMER_ARCHS
+from fmwsss.segmentation.archs import ARCHS, BACKBONE_WEIGHT, MASK2FORMER_ARCHS
+
+# A Mask2Former is built by :mod:`fmwsss.segmentation.mask2former`, imported only when one is built:
+# transformers takes seconds to import.
 
 BACKBONE_WEIGHTS: dict[str, WeightsEnum] = {
     "deeplabv3_resnet101": ResNet101_Weights.IMAGENET1K_V1,
@@ -109,7 +108,7 @@ def build_segmenter(arch: str, num_classes: int, pretrained_backbone: bool,
     if arch not in ARCHS:
         raise ValueError(f"segmenter.arch: unknown architecture {arch!r}; choose one of {', '.join(ARCHS)}")
     if arch in MASK2FORMER_ARCHS:
-        from fmwsss.segmentation.mask2former import BACKBONE_WEIGHT, build_mask2former
+        from fmwsss.segmentation.mask2former import build_mask2former
 
         if pretrained_backbone and backbone_path is None:
             raise ValueError(f"segmenter.arch {arch} with pretrained_backbone: true needs the verified "

@@ -36,6 +36,7 @@ from fmwsss.io.loss_log import loss_row, reset_loss_csv
 from fmwsss.io.progress import Progress
 from fmwsss import hooks
 from fmwsss.segmentation import distributed
+from fmwsss.segmentation.archs import DEEPLAB_ARCHS
 from fmwsss.segmentation.dataset import IGNORE, AugSettings, IterationSampler, PseudoLabelDataset
 from fmwsss.segmentation.models import build_segmenter, save_segmenter
 from fmwsss.segmentation.optim import clip_gradients, head_lr, make_optimizer, make_scheduler
@@ -55,10 +56,6 @@ def check_settings(settings: dict) -> None:
 
 
 PRECISIONS = ("fp32", "bf16")
-DEEPLAB_ARCHS = ("deeplabv3_resnet101", "deeplabv3_resnet50", "tiny")
-"""Archs built without ``settings``/``backbone_path`` (every other arch is a Mask2Former)."""
-
-
 def _amp_setup(device: torch.device, amp: bool | None) -> tuple[bool, torch.dtype, torch.amp.GradScaler]:
     """DeepLab: AMP on CUDA by default: bf16 where supported (no scaler needed), else fp16 with a gradient scaler."""
     enabled = device.type == "cuda" if amp is None else amp
@@ -178,9 +175,6 @@ def _rank_main(device: torch.device, send: Callable[[Any], None], job: _Job) -> 
 
 def _build(job: _Job) -> nn.Module:
     settings = job.settings
-    if settings["arch"] in DEEPLAB_ARCHS:
-        return build_segmenter(settings["arch"], job.num_classes, bool(settings["pretrained_backbone"]),
-                               job.weights_dir)
     return build_segmenter(settings["arch"], job.num_classes, bool(settings["pretrained_backbone"]),
                            job.weights_dir, settings=settings, backbone_path=job.backbone_path)
 

@@ -39,7 +39,7 @@ rule weights_verify:
         verify_weights_job(WEIGHT_BY_FILE[wildcards.filename], input[0], log[0])
 
 
-# The tiny Swin (Mask2Former's test backbone) is made here too, with plain torch (no transformers import).
+# The tiny Swin (Mask2Former's test backbone) is made here too.
 rule weights_tiny:
     localrule: True
     output:
@@ -54,11 +54,7 @@ rule weights_tiny:
     params:
         seed=0,
     run:
-        from fmwsss.models.swin import create_tiny_swin
-        from fmwsss.models.weights import record_creation
-
-        make_tiny_job(output.clip, output.sam, params.seed, log[0])
-        record_creation(create_tiny_swin(output.swin, seed=params.seed))
+        make_tiny_job(output.clip, output.sam, output.swin, params.seed, log[0])
 
 
 # The file only: Snakemake touches it after the job, so the sidecar its creation wrote no longer describes
