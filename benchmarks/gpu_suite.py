@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import importlib.util
 import inspect
 import os
 import shutil
@@ -258,6 +259,11 @@ def deeplab_row(sizes: Sizes, device: torch.device) -> None:
 
 
 def mask2former_row(sizes: Sizes, device: torch.device) -> None:
+    absent = [m for m in ("transformers", "scipy") if importlib.util.find_spec(m) is None]
+    if absent:
+        emit("mask2former", f"not run: {', '.join(absent)} missing on this machine (make gpu-wheels; scipy: "
+                            f"GPU_WHEEL_EXTRA=scipy==1.17.1)")
+        return
     from bench_mask2former import measure
 
     params, (fp32, bf16) = measure(sizes.m2f, sizes.m2f_batch, sizes.m2f_size, sizes.m2f_steps, device)

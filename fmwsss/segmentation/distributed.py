@@ -252,6 +252,7 @@ def launch(target: Callable, args: tuple, devices: Sequence[torch.device], rende
     """
     ctx = torch.multiprocessing.get_context("spawn")
     channel = ctx.Queue()
+    rendezvous = Path(rendezvous).absolute()  # a relative path in a file:// URL would read as a host name
     rendezvous.unlink(missing_ok=True)
     threads = max(1, torch.get_num_threads() // len(devices))  # the job's cores, shared out
     procs = [ctx.Process(target=_worker, args=(rank, len(devices), torch.device(device), rendezvous, channel,
