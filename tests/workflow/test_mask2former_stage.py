@@ -58,12 +58,13 @@ def test_tiny_mask2former_trains_on_two_processes_resumes_after_a_kill_and_is_sc
     assert "tiny_mask2former" in first and "2 processes" in first, first
 
     wd.snakemake("--unlock", "--cores", "1")
-    wd.snakemake("--cores", "2", "--rerun-incomplete", "results/demo/segmenter", timeout=900)
+    wd.snakemake("--cores", "2", "--rerun-incomplete", "results/demo/segmenter", "results/demo/deeplab", timeout=900)
     resumed = stalled.read_text()
     assert "resuming from" in resumed and "starting at iteration 11/40" in resumed, resumed
 
     store = (wd.path / "results/demo/segmenter").resolve()
-    assert store == (wd.path / "results/demo/deeplab").resolve()  # one entry, both stable names
+    assert (wd.path / "results/demo/deeplab").resolve() == store  # one entry, both stable names
+    assert store.parent.name == "deeplab_eval" and store.name != (demo_run.path / "results/demo/deeplab").resolve().name
     metrics = json.loads((store / "metrics.json").read_text())
     assert metrics["miou"]["single_scale"] is not None and metrics["num_scored"] == 8
     assert metrics["test_models"] == ["tiny_clip", "tiny_sam", "tiny_swin"]
