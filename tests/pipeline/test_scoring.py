@@ -75,6 +75,13 @@ def test_metrics_name_the_test_models_behind_each_stage():
     assert stage_test_models(mixed, "seeds_fine") == ["random_clip_vit_b16"]
     assert stage_test_models({"models": {"clip": "clip_vit_b16_openai", "sam": "random_sam_vit_h"}},
                               "cams_coarse_dump") == []  # the coarse CAMs never see SAM
-    assert stage_test_models({"models": {"clip": "tiny_clip", "sam": "tiny_sam"}}, "deeplab_eval") == [
-        "tiny_clip", "tiny_sam"]
-    assert stage_test_models({"models": {"clip": "clip_vit_b16_openai", "sam": "sam_vit_h"}}, "deeplab_eval") == []
+    deeplab = {"arch": "tiny", "pretrained_backbone": False}
+    assert stage_test_models({"models": {"clip": "tiny_clip", "sam": "tiny_sam"}, "segmenter": deeplab},
+                             "deeplab_eval") == ["tiny_clip", "tiny_sam"]
+    real = {"models": {"clip": "clip_vit_b16_openai", "sam": "sam_vit_h"}}
+    assert stage_test_models({**real, "segmenter": deeplab}, "deeplab_eval") == []
+    swin_l = {"arch": "mask2former_swin_large", "pretrained_backbone": True}
+    assert stage_test_models({**real, "segmenter": swin_l}, "deeplab_train") == []  # a real backbone
+    tiny_m2f = {"arch": "tiny_mask2former", "pretrained_backbone": True}
+    assert stage_test_models({**real, "segmenter": tiny_m2f}, "deeplab_eval") == ["tiny_swin"]
+    assert stage_test_models({**real, "segmenter": tiny_m2f}, "seeds_fine") == []  # upstream of stage II

@@ -31,7 +31,7 @@ def rules() -> dict[str, dict]:
             threads = re.search(r"^\s+threads: (\d+)", m[2], re.M)
             out[m[1]] = {
                 "local": "localrule: True" in m[2],
-                "gpu": bool(re.search(r"^\s+gpu=1,", m[2], re.M)),
+                "gpu": bool(re.search(r"^\s+gpu=(1|SEGMENTER_GPUS),", m[2], re.M)),  # the segmenter: N GPUs
                 "threads": int(threads[1]) if threads else 1,
             }
     return out

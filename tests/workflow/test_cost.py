@@ -76,7 +76,7 @@ def test_cost_of_voc_and_coco_from_the_demo_run(demo_run):
     differ = {ln.split(":")[0][2:]: ln for ln in out.splitlines() if ln.startswith("* ")}
     assert "sam.points_per_side: 8 vs 32" in differ["sam_masks"] and "does not transfer" in differ["sam_masks"]
     assert "prompts_cls.batch_size: 4 vs 16" in differ["prompts_cls_train"]
-    assert "segmenter.arch: tiny vs deeplabv3_resnet101" in differ["deeplab_train"]
+    assert "segmenter.arch: tiny vs mask2former_swin_large" in differ["deeplab_train"]
     rows = _rows(out)
     for name, line in rows.items():
         assert re.search(r"[\d.]+ s/(image|iteration)", line) and len(DURATION.findall(line)) == 2, line

@@ -1,6 +1,14 @@
 # Stage II: the segmenter (DeepLabV3, or Mask2Former with the voc/coco presets) trained on the fine seeds,
 # evaluated where ground truth exists. The rule names keep `deeplab` (store paths of earlier runs stay valid).
 
+from fmwsss.gpu_slots import visible_gpus
+
+
+# The segmenter training's request: runtime.segmenter_gpus GPUs (data-parallel, global batch fixed). On a
+# machine without a GPU those are cpu processes and hold one slot, as every GPU rule does there. Under SLURM
+# the profile's set-resources `gpu` for deeplab_train is what the job is granted (it must match).
+SEGMENTER_GPUS = Config(config).runtime["segmenter_gpus"] if visible_gpus(os.environ) else 1
+
 
 rule deeplab_train:
     input:

@@ -6,7 +6,7 @@
 # /proc/driver/nvidia/gpus, else `nvidia-smi -L`, restricted by CUDA_VISIBLE_DEVICES), and 1 without a GPU
 # so GPU rules run on the CPU one at a time. Each job then takes its own GPU (fmwsss.devices.job_device).
 
-from fmwsss.gpu_slots import gpu_resource, visible_gpus
+from fmwsss.gpu_slots import gpu_resource
 
 
 resource_scopes:
@@ -16,8 +16,3 @@ resource_scopes:
 if "gpu" not in workflow.global_resources:
     workflow.global_resources["gpu"] = gpu_resource()
 
-
-# The segmenter training's request: runtime.segmenter_gpus GPUs (data-parallel, global batch fixed). On a
-# machine without a GPU those are cpu processes and hold one slot, as every GPU rule does there. Under SLURM
-# the profile's set-resources `gpu` for deeplab_train is what the job is granted (it must match).
-SEGMENTER_GPUS = Config(config).runtime["segmenter_gpus"] if visible_gpus(os.environ) else 1
