@@ -21,6 +21,14 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     return torch.device(device)
 
 
+NO_GPU = "runtime.device is cuda but this job has no usable GPU (none visible, or torch without CUDA)"
+
+
+def _check_setting(setting: str) -> None:
+    if not DEVICE_SETTING.fullmatch(setting):
+        raise ValueError(f"runtime.device: {setting!r} is not auto, cpu, cuda or cuda:N")
+
+
 def _job_gpus(environ: Mapping[str, str], log: Callable[[str], None]) -> tuple[list[str], bool]:
     """The GPUs a job may take (names) and whether they are simulated (tests: the work runs on cpu)."""
     simulated = simulated_devices(environ)
@@ -55,8 +63,7 @@ def job_device(setting: str, log: Callable[[str], None], environ: Mapping[str, s
     sees a single GPU, it is the one SLURM granted and no lock is taken.
     """
     env = os.environ if environ is None else environ
-    if not DEVICE_SETTING.fullmatch(setting):
-        raise ValueError(f"runtime.device: {setting!r} is not auto, cpu, cuda or cuda:N")
+    _check_setting(setting)
     if setting == "cpu":
         log("device: cpu (runtime.device)")
         yield torch.device("cpu")
@@ -71,7 +78,7 @@ def job_device(setting: str, log: Callable[[str], None], environ: Mapping[str, s
     what = "simulated " if simulated else ""
     if not names:
         if setting == "cuda":
-            raise RuntimeError("runtime.device is cuda but this job has no usable GPU (none visible, or torch without CUDA)")
+            raise RuntimeError(NO_GPU)
         log("device: cpu (no GPU visible)")
         yield torch.device("cpu")
         return
@@ -104,15 +111,14 @@ def job_devices(setting: str, count: int, log: Callable[[str], None], environ: M
             yield [device]
         return
     env = os.environ if environ is None else environ
-    if not DEVICE_SETTING.fullmatch(setting):
-        raise ValueError(f"runtime.device: {setting!r} is not auto, cpu, cuda or cuda:N")
+    _check_setting(setting)
     if setting.startswith("cuda:"):
         raise ValueError(f"runtime.device {setting} pins one GPU, but runtime.segmenter_gpus is {count}: "
                          f"use auto or cuda")
     names, simulated = ([], False) if setting == "cpu" else _job_gpus(env, log)
     if not names:
         if setting == "cuda":
-            raise RuntimeError("runtime.device is cuda but this job has no usable GPU (none visible, or torch without CUDA)")
+            raise RuntimeError(NO_GPU)
         log(f"device: cpu x {count} processes (runtime.segmenter_gpus {count}; gloo)")
         yield [torch.device("cpu")] * count
         return

@@ -18,7 +18,7 @@ from fmwsss.models.weights import (
     local_path,
     missing_message,
     random_model_names,
-    record_creation,
+    tiny_model_names,
     verify_local,
     weight_status,
 )
@@ -168,17 +168,10 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _cmd_make_tiny(args: argparse.Namespace) -> int:
-    from fmwsss.models.clip import create_tiny_clip
-    from fmwsss.models.swin import create_tiny_swin
-    from fmwsss.models.tiny_sam import create_tiny_sam
+    from fmwsss.models.tiny_models import create_tiny_model
 
-    for name, create in (("tiny_sam", create_tiny_sam), ("tiny_clip", create_tiny_clip),
-                         ("tiny_swin", create_tiny_swin)):
-        path = local_path(name, args.dir)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        create(path, args.seed)
-        record_creation(path)
-        print(f"wrote {path}")
+    for name in tiny_model_names():
+        print(f"wrote {create_tiny_model(name, local_path(name, args.dir), args.seed)}")
     return 0
 
 

@@ -236,6 +236,11 @@ def is_test_model(name: str) -> bool:
     return spec is not None and spec.made_locally
 
 
+def tiny_model_names() -> list[str]:
+    """Registry names of the tiny test models (made by ``fmwsss weights make-tiny``), sorted."""
+    return sorted(n for n, s in WEIGHTS.items() if s.tiny)
+
+
 def random_model_names() -> list[str]:
     """Registry names of the full-size random test models (made by ``fmwsss weights make-random``), sorted."""
     return sorted(n for n, s in WEIGHTS.items() if s.made_locally and not s.tiny)

@@ -258,18 +258,12 @@ def _verified_weights(smk: Any) -> Path:
 def make_tiny_job(clip_path: str, sam_path: str, swin_path: str, seed: int, log_path: str) -> None:
     """Create the tiny random-weight test models (an explicit choice of `models: tiny_*` or arch
     `tiny_mask2former`, never a fallback); their sidecars record the sha256 they were made with, the
-    reference jobs check them against. The tiny Swin is written with plain torch (no transformers import)."""
-    from fmwsss.models.clip import create_tiny_clip
-    from fmwsss.models.swin import create_tiny_swin
-    from fmwsss.models.tiny_sam import create_tiny_sam
-    from fmwsss.models.weights import record_creation
+    reference jobs check them against."""
+    from fmwsss.models.tiny_models import create_tiny_model
 
     with job_log(log_path) as log:
-        create_tiny_clip(Path(clip_path), seed=seed)
-        create_tiny_sam(Path(sam_path), seed=seed)
-        create_tiny_swin(Path(swin_path), seed=seed)
-        for path in (clip_path, sam_path, swin_path):
-            record_creation(path)
+        for name, path in (("tiny_clip", clip_path), ("tiny_sam", sam_path), ("tiny_swin", swin_path)):
+            create_tiny_model(name, path, seed)
         log(f"tiny test models (random weights, for tests and the demo only): {clip_path}, {sam_path}, {swin_path}")
 
 

@@ -178,8 +178,8 @@ class Plan:
         for stage in STAGES.values():
             inputs = stage_inputs(digests, plan.dataset.type, stage.name)
             inputs.update({f"weights.{w}": weight_identity(plan.settings["models"][w]) for w in stage.weights})
-            if stage.name == "deeplab_train" and backbone_weight(plan.settings["segmenter"]):
-                inputs["weights.segmenter_backbone"] = weight_identity(backbone_weight(plan.settings["segmenter"]))
+            if stage.name == "deeplab_train" and (backbone := backbone_weight(plan.settings["segmenter"])):
+                inputs["weights.segmenter_backbone"] = weight_identity(backbone)
             sections = {s: keyed_section(s, plan.settings[s]) for s in stage.sections}
             sections.update({f"models.{w}": plan.settings["models"][w] for w in stage.weights})
             result_sections = {s: v for s, v in sections.items() if s not in LAYOUT_SECTIONS}

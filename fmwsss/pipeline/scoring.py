@@ -23,8 +23,8 @@ def stage_test_models(settings: Mapping[str, Any], stage: str) -> list[str]:
     from, sorted: the ``test_models`` field of every metrics.json, an empty list with real weights (present
     either way, so a reader needs no default), so numbers copied out of a run say what made them."""
     names = {settings["models"][role] for role in weight_roles(stage)}
-    if stage in ("deeplab_train", "deeplab_eval") and backbone_weight(settings["segmenter"]):
-        names.add(backbone_weight(settings["segmenter"]))  # the segmenter's registry backbone (tiny_swin in tests)
+    if stage in ("deeplab_train", "deeplab_eval") and (backbone := backbone_weight(settings["segmenter"])):
+        names.add(backbone)  # the segmenter's registry backbone (tiny_swin in the tests)
     return sorted(n for n in names if is_test_model(n))
 
 
